@@ -1,0 +1,119 @@
+"""The command line: the app's jobs in batch. Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_FAILURE = 1
+
+
+class Progress:
+    """A one-line progress bar on stderr (quiet when stderr is not a terminal)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, name: str = "") -> None:
+        if not self.enabled or total == 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        print(f"\r{self.title} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
+        if done == total:
+            print(file=sys.stderr)
+
+
+def command_import(arguments: argparse.Namespace) -> int:
+    from catseg.dataset_io import import_path
+
+    report = import_path(Path(arguments.path), arguments.format, Progress("Importing"))
+    if arguments.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(
+            f"{report.detected_format} layout: added {report.added} photos "
+            f"({report.added_labelled} with masks), {len(report.duplicates)} duplicates, "
+            f"{len(report.rejected)} rejected."
+        )
+        for _, reason in report.rejected:
+            print(f"  rejected: {reason}")
+    return 0
+
+
+def command_export(arguments: argparse.Namespace) -> int:
+    from catseg.dataset_io import export_dataset
+
+    result = export_dataset(Path(arguments.directory), arguments.format, Progress("Exporting"))
+    if arguments.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"Exported {result['exported']} labelled photos to {result['directory']} ({result['format']} layout); "
+            f"{result['skipped_unlabelled']} unlabelled photos left out."
+        )
+    return 0
+
+
+def command_stats(arguments: argparse.Namespace) -> int:
+    import storage
+    from storage.dataset import counts
+
+    with storage.begin() as session:
+        numbers = counts(session)
+    result = {"images": numbers.images, "labelled": numbers.labelled, "unlabelled": numbers.unlabelled,
+              "data_home": str(storage.data_home())}
+    if arguments.json:
+        print(json.dumps(result))
+    else:
+        print(f"{numbers.images} photos, {numbers.labelled} labelled, {numbers.unlabelled} unlabelled "
+              f"(data in {result['data_home']})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from catseg.dataset_io import EXPORT_FORMATS, FORMATS
+
+    parser = argparse.ArgumentParser(prog="python -m catseg", description="Cat segmentation and colour splash.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    importing = commands.add_parser("import", help="add photos (and masks) from a folder or a .zip")
+    importing.add_argument("path", help="a folder or .zip: tutorial layout, YOLOv8-seg, or plain photos")
+    importing.add_argument("--format", choices=FORMATS, default="auto")
+    importing.add_argument("--json", action="store_true", help="print the report as JSON")
+    importing.set_defaults(handler=command_import)
+
+    exporting = commands.add_parser("export", help="write labelled photos and masks to a folder")
+    exporting.add_argument("directory", help="a new or empty folder")
+    exporting.add_argument("--format", choices=EXPORT_FORMATS, default="tutorial")
+    exporting.add_argument("--json", action="store_true")
+    exporting.set_defaults(handler=command_export)
+
+    stats = commands.add_parser("stats", help="count photos and masks")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=command_stats)
+
+    for register in EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+# Later modules (training, inference) add their sub-commands here.
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE

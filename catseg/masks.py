@@ -1,0 +1,84 @@
+"""Mask maths: binarising, overlap scores, and polygons to and from masks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# The tutorial's JPEG masks have grey values along the edges: 128 splits them evenly.
+JPEG_MASK_THRESHOLD = 128
+
+
+def binarise(mask: np.ndarray, threshold: int = JPEG_MASK_THRESHOLD) -> np.ndarray:
+    """A (H, W) uint8 0/255 mask from a grey or colour mask image."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., :3].max(axis=2) if mask.shape[2] >= 3 else mask[..., 0]
+    return np.where(mask >= threshold, 255, 0).astype(np.uint8)
+
+
+def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Foreground intersection over union of two masks (any nonzero is foreground).
+
+    Two empty masks agree perfectly, so they score 1.0.
+    """
+    predicted, truth = np.asarray(predicted) > 0, np.asarray(truth) > 0
+    if predicted.shape != truth.shape:
+        raise ValueError(f"Masks differ in size: {predicted.shape} and {truth.shape}.")
+    union = np.count_nonzero(predicted | truth)
+    if union == 0:
+        return 1.0
+    return np.count_nonzero(predicted & truth) / union
+
+
+def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Dice coefficient (F1 of the foreground) of two masks."""
+    predicted, truth = np.asarray(predicted) > 0, np.asarray(truth) > 0
+    total = np.count_nonzero(predicted) + np.count_nonzero(truth)
+    if total == 0:
+        return 1.0
+    return 2 * np.count_nonzero(predicted & truth) / total
+
+
+def polygons_to_mask(polygons: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """Fill polygons given in normalised 0..1 coordinates into a (height, width) 0/255 mask.
+
+    Several polygons (several cats, or a cat cut in parts) become one mask.
+    """
+    mask = np.zeros((height, width), dtype=np.uint8)
+    # cv2 fills with integer vertices; 4 bits of sub-pixel precision keep edges in place.
+    shift = 4
+    scaled = []
+    for polygon in polygons:
+        points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+        if len(points) < 3:
+            continue
+        # Normalised coordinates address pixel edges (0..W); cv2 addresses pixel centres.
+        pixels = points * [width, height] - 0.5
+        scaled.append(np.round(pixels * (1 << shift)).astype(np.int32))
+    if scaled:
+        cv2.fillPoly(mask, scaled, 255, lineType=cv2.LINE_8, shift=shift)
+    return mask
+
+
+def mask_to_polygons(mask: np.ndarray, min_area: float = 4.0) -> list[np.ndarray]:
+    """Outer contours of a mask as normalised (N, 2) polygons; holes are not kept.
+
+    YOLO segmentation labels have no holes, so a ring-shaped mask loses its hole
+    on export; every other shape comes back within a pixel along its edge.
+    """
+    binary = (np.asarray(mask) > 0).astype(np.uint8)
+    height, width = binary.shape
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    polygons = []
+    for contour in contours:
+        if cv2.contourArea(contour) < min_area and len(contour) < 3:
+            continue
+        points = contour.reshape(-1, 2).astype(np.float64)
+        if len(points) < 3:
+            # Single pixels and one-pixel lines: use the pixel's corners.
+            x, y, w, h = cv2.boundingRect(contour)
+            points = np.array([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]], dtype=np.float64)
+        # Pixel centres back to normalised edge coordinates (inverse of polygons_to_mask).
+        polygons.append(np.clip((points + 0.5) / [width, height], 0.0, 1.0))
+    return polygons

@@ -1,0 +1,348 @@
+"""Photos and masks: add, read, list, label, undo, delete.
+
+Every function takes the caller's `Session`; the caller owns the transaction
+(`with storage.begin() as session: ...`). Files are written atomically and follow
+their rows (see `storage.files`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from catseg.images import (
+    DecodedPhoto,
+    PhotoRejected,
+    decode_photo,
+    encode_jpeg,
+    encode_png,
+    read_photo_file,
+    thumbnail,
+)
+from storage.files import delete_with_row, write_with_row
+from storage.models import MASK_SOURCES, MaskRevision, Photo
+from storage.settings import data_home
+
+THUMBNAIL_SIDE = 256
+FILTERS = ("all", "labelled", "unlabelled")
+
+
+class DuplicatePhoto(ValueError):
+    """The same photo (same bytes) is already in the dataset."""
+
+    def __init__(self, name: str, existing_id: int) -> None:
+        super().__init__(f"{name}: already in the dataset (photo #{existing_id}).")
+        self.existing_id = existing_id
+
+
+@dataclass(frozen=True)
+class PhotoSummary:
+    """What the gallery and the pages need to know of a photo, without a live session."""
+
+    id: int
+    original_name: str
+    width: int
+    height: int
+    created_at: datetime
+    mask_source: str | None  # None while the photo has no mask
+    mask_updated_at: datetime | None
+
+    @property
+    def is_labelled(self) -> bool:
+        return self.mask_source is not None
+
+
+@dataclass(frozen=True)
+class DatasetCounts:
+    images: int
+    labelled: int
+
+    @property
+    def unlabelled(self) -> int:
+        return self.images - self.labelled
+
+
+# --- paths ---------------------------------------------------------------------------
+
+def photos_folder() -> Path:
+    return data_home() / "photos"
+
+
+def photo_path(photo: Photo) -> Path:
+    return photos_folder() / photo.file_name
+
+
+def thumbnail_path(photo: Photo) -> Path:
+    return data_home() / "thumbnails" / f"{photo.content_hash}.jpg"
+
+
+def mask_path(revision: MaskRevision) -> Path:
+    return data_home() / "masks" / revision.file_name
+
+
+def mask_thumbnail_path(revision: MaskRevision) -> Path:
+    return data_home() / "masks" / revision.file_name.replace(".png", ".thumb.png")
+
+
+# --- masks ---------------------------------------------------------------------------
+
+def normalise_mask(mask: np.ndarray, width: int, height: int, name: str = "mask") -> np.ndarray:
+    """A (height, width) uint8 mask of 0/255 from bool, 0/1 or 0..255 input; ValueError on a size mismatch."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    if mask.shape != (height, width):
+        raise ValueError(
+            f"{name}: the mask is {mask.shape[1]}x{mask.shape[0]} but the photo is {width}x{height}."
+        )
+    if mask.dtype == bool:
+        return np.where(mask, 255, 0).astype(np.uint8)
+    top = 1 if mask.max(initial=0) <= 1 else 128
+    return np.where(mask >= top, 255, 0).astype(np.uint8)
+
+
+def _current_revision_subquery():
+    return (
+        select(MaskRevision.photo_id, func.max(MaskRevision.id).label("revision_id"))
+        .group_by(MaskRevision.photo_id)
+        .subquery()
+    )
+
+
+def current_mask_revision(session: Session, photo_id: int) -> MaskRevision | None:
+    return session.scalars(
+        select(MaskRevision)
+        .where(MaskRevision.photo_id == photo_id)
+        .order_by(MaskRevision.id.desc())
+        .limit(1)
+    ).first()
+
+
+def save_mask(session: Session, photo_id: int, mask: np.ndarray, source: str) -> MaskRevision:
+    """Store a new mask revision (full resolution, lossless PNG 0/255) for a photo."""
+    if source not in MASK_SOURCES:
+        raise ValueError(f"Unknown mask source {source!r}; expected one of {', '.join(MASK_SOURCES)}.")
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        raise ValueError(f"There is no photo #{photo_id}; it may have been deleted.")
+    pixels = normalise_mask(mask, photo.width, photo.height, photo.original_name)
+    revision = MaskRevision(
+        photo_id=photo.id,
+        source=source,
+        file_name="pending",
+        foreground_fraction=float(np.count_nonzero(pixels)) / pixels.size,
+    )
+    session.add(revision)
+    session.flush()  # the id names the file
+    revision.file_name = f"{photo.id}/{revision.id}.png"
+    write_with_row(session, mask_path(revision), encode_png(pixels))
+    write_with_row(session, mask_thumbnail_path(revision), encode_png(thumbnail(pixels, THUMBNAIL_SIDE)))
+    return revision
+
+
+def undo_mask(session: Session, photo_id: int) -> MaskRevision | None:
+    """Drop the newest mask revision so the previous one is current again; returns that one."""
+    revision = current_mask_revision(session, photo_id)
+    if revision is None:
+        raise ValueError("This photo has no saved mask to undo.")
+    delete_with_row(session, mask_path(revision))
+    delete_with_row(session, mask_thumbnail_path(revision))
+    session.delete(revision)
+    session.flush()
+    return current_mask_revision(session, photo_id)
+
+
+def load_mask(session: Session, photo_id: int) -> np.ndarray | None:
+    """The current mask at full resolution (uint8 0/255), or None if the photo has none."""
+    revision = current_mask_revision(session, photo_id)
+    if revision is None:
+        return None
+    return read_photo_file(mask_path(revision))[..., 0].copy()
+
+
+def mask_revision_count(session: Session, photo_id: int) -> int:
+    return session.scalar(select(func.count()).where(MaskRevision.photo_id == photo_id)) or 0
+
+
+# --- photos --------------------------------------------------------------------------
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def find_by_hash(session: Session, digest: str) -> Photo | None:
+    return session.scalars(select(Photo).where(Photo.content_hash == digest)).first()
+
+
+def add_photo(
+    session: Session,
+    data: bytes,
+    original_name: str,
+    mask: np.ndarray | None = None,
+    mask_source: str = "imported",
+    decoded: DecodedPhoto | None = None,
+) -> Photo:
+    """Add a photo (and optionally its mask). Raises PhotoRejected, DuplicatePhoto or ValueError."""
+    digest = content_hash(data)
+    existing = find_by_hash(session, digest)
+    if existing is not None:
+        raise DuplicatePhoto(original_name, existing.id)
+    decoded = decoded or decode_photo(data, original_name)
+    if mask is not None:
+        # Check before anything is written, so a bad mask leaves no trace.
+        normalise_mask(mask, decoded.width, decoded.height, original_name)
+    if decoded.was_converted:
+        # Keep the upright 8-bit RGB pixels, losslessly, so every reader sees the same photo.
+        file_name, stored = f"{digest[:2]}/{digest}.png", encode_png(decoded.pixels)
+    else:
+        extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "MPO": "jpg"}[
+            decoded.source_format
+        ]
+        file_name, stored = f"{digest[:2]}/{digest}.{extension}", data
+        if decoded.source_format in ("BMP", "TIFF", "WEBP", "MPO"):
+            # TensorFlow's decoder reads only JPEG, PNG, GIF and BMP reliably: store PNG.
+            file_name, stored = f"{digest[:2]}/{digest}.png", encode_png(decoded.pixels)
+    photo = Photo(
+        content_hash=digest,
+        original_name=original_name[:512],
+        file_name=file_name,
+        width=decoded.width,
+        height=decoded.height,
+    )
+    session.add(photo)
+    session.flush()
+    write_with_row(session, photo_path(photo), stored)
+    write_with_row(session, thumbnail_path(photo), encode_jpeg(thumbnail(decoded.pixels, THUMBNAIL_SIDE), 85))
+    if mask is not None:
+        save_mask(session, photo.id, mask, mask_source)
+    return photo
+
+
+def get_photo(session: Session, photo_id: int) -> Photo:
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        raise ValueError(f"There is no photo #{photo_id}; it may have been deleted.")
+    return photo
+
+
+def load_photo(session: Session, photo_id: int) -> np.ndarray:
+    """The stored photo as upright RGB uint8 at full resolution."""
+    return read_photo_file(photo_path(get_photo(session, photo_id)))
+
+
+def load_thumbnail(session: Session, photo_id: int) -> np.ndarray:
+    return read_photo_file(thumbnail_path(get_photo(session, photo_id)))
+
+
+def load_mask_thumbnail(session: Session, photo_id: int) -> np.ndarray | None:
+    revision = current_mask_revision(session, photo_id)
+    if revision is None:
+        return None
+    return read_photo_file(mask_thumbnail_path(revision))[..., 0].copy()
+
+
+def gallery_images(session: Session, summaries: list[PhotoSummary]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(photo thumbnail, mask thumbnail or None) for each summary, for a gallery page."""
+    return [(load_thumbnail(session, s.id), load_mask_thumbnail(session, s.id) if s.is_labelled else None)
+            for s in summaries]
+
+
+def delete_photos(session: Session, photo_ids: list[int]) -> int:
+    """Delete photos, their masks and all their files (files go once the delete commits)."""
+    photos = session.scalars(select(Photo).where(Photo.id.in_(photo_ids))).all()
+    for photo in photos:
+        for revision in photo.mask_revisions:
+            delete_with_row(session, mask_path(revision))
+            delete_with_row(session, mask_thumbnail_path(revision))
+        delete_with_row(session, photo_path(photo))
+        delete_with_row(session, thumbnail_path(photo))
+        session.delete(photo)
+    session.flush()
+    return len(photos)
+
+
+# --- listing -------------------------------------------------------------------------
+
+def counts(session: Session) -> DatasetCounts:
+    images = session.scalar(select(func.count()).select_from(Photo)) or 0
+    labelled = session.scalar(select(func.count(func.distinct(MaskRevision.photo_id)))) or 0
+    return DatasetCounts(images=images, labelled=labelled)
+
+
+def _filtered(statement, which: str):
+    if which not in FILTERS:
+        raise ValueError(f"Unknown filter {which!r}; expected one of {', '.join(FILTERS)}.")
+    any_revision = aliased(MaskRevision)
+    has_mask = exists().where(any_revision.photo_id == Photo.id).correlate(Photo)
+    if which == "labelled":
+        return statement.where(has_mask)
+    if which == "unlabelled":
+        return statement.where(~has_mask)
+    return statement
+
+
+def count_filtered(session: Session, which: str = "all") -> int:
+    return session.scalar(_filtered(select(func.count()).select_from(Photo), which)) or 0
+
+
+def _summary_query():
+    current = _current_revision_subquery()
+    return (
+        select(Photo, MaskRevision.source, MaskRevision.created_at)
+        .outerjoin(current, current.c.photo_id == Photo.id)
+        .outerjoin(MaskRevision, MaskRevision.id == current.c.revision_id)
+        .order_by(Photo.id)
+    )
+
+
+def _summaries(session: Session, statement) -> list[PhotoSummary]:
+    return [
+        PhotoSummary(p.id, p.original_name, p.width, p.height, p.created_at, source, updated)
+        for p, source, updated in session.execute(statement).all()
+    ]
+
+
+def list_photos(session: Session, which: str = "all", offset: int = 0, limit: int = 50) -> list[PhotoSummary]:
+    """A page of photos, oldest first, with their current mask's source."""
+    return _summaries(session, _filtered(_summary_query(), which).offset(offset).limit(limit))
+
+
+def list_photos_by_ids(session: Session, ids: list[int]) -> list[PhotoSummary]:
+    return _summaries(session, _summary_query().where(Photo.id.in_(ids)))
+
+
+def summary(session: Session, photo_id: int) -> PhotoSummary:
+    rows = list_photos_by_ids(session, [photo_id])
+    if not rows:
+        raise ValueError(f"There is no photo #{photo_id}; it may have been deleted.")
+    return rows[0]
+
+
+def photo_ids(session: Session, which: str = "all") -> list[int]:
+    return list(session.scalars(_filtered(select(Photo.id).order_by(Photo.id), which)))
+
+
+def labelled_pairs(session: Session) -> list[tuple[int, Path, Path]]:
+    """(photo id, photo file, current mask file) for every labelled photo, for training."""
+    current = _current_revision_subquery()
+    statement = (
+        select(Photo, MaskRevision)
+        .join(current, current.c.photo_id == Photo.id)
+        .join(MaskRevision, MaskRevision.id == current.c.revision_id)
+        .order_by(Photo.id)
+    )
+    return [(p.id, photo_path(p), mask_path(m)) for p, m in session.execute(statement).all()]
+
+
+__all__ = [
+    "DatasetCounts",
+    "DuplicatePhoto",
+    "PhotoRejected",
+    "PhotoSummary",
+]

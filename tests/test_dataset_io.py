@@ -1,0 +1,190 @@
+"""Import (tutorial, YOLO, plain, zip, bad files) and export round trips, on drawn data."""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import storage
+from catseg.dataset_io import export_dataset, import_path, mask_to_polygons, polygons_to_mask
+from catseg.masks import iou
+from storage import dataset
+from conftest import drawn_cat, encode
+
+
+def make_tutorial_folder(root, count=4):
+    (root / "input").mkdir(parents=True)
+    (root / "mask").mkdir()
+    masks = {}
+    for index in range(count):
+        photo, mask = drawn_cat(100 + index * 7, 80 + index * 3, seed=index)
+        (root / "input" / f"cat.{index}.jpg").write_bytes(encode(photo, "JPEG", quality=95))
+        (root / "mask" / f"mask_cat.{index}.jpg").write_bytes(encode(mask, "JPEG", quality=90))
+        masks[f"cat.{index}.jpg"] = mask
+    (root / "README.md").write_text("not a photo")
+    return masks
+
+
+def make_yolo_folder(root, count=3):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    polygons = {}
+    for index in range(count):
+        photo, _ = drawn_cat(96, 96, seed=10 + index)
+        (root / "images" / f"img{index}.jpg").write_bytes(encode(photo, "JPEG"))
+        shapes = [np.array([[0.1, 0.1], [0.5, 0.12], [0.4, 0.6]]), np.array([[0.6, 0.6], [0.9, 0.6], [0.9, 0.95], [0.6, 0.9]])]
+        lines = ["0 " + " ".join(f"{v:.5f}" for v in shape.reshape(-1)) for shape in shapes[: 1 + index % 2]]
+        (root / "labels" / f"img{index}.txt").write_text("\n".join(lines) + "\n")
+        polygons[f"img{index}.jpg"] = shapes[: 1 + index % 2]
+    return polygons
+
+
+def stored_masks_by_name():
+    with storage.begin() as session:
+        return {
+            summary.original_name: dataset.load_mask(session, summary.id)
+            for summary in dataset.list_photos(session, "all", limit=10_000)
+        }
+
+
+def test_tutorial_layout_import_thresholds_jpeg_masks(catseg_home, tmp_path):
+    masks = make_tutorial_folder(tmp_path / "seed")
+    report = import_path(tmp_path / "seed")
+    assert (report.detected_format, report.added, report.added_labelled) == ("tutorial", 4, 4)
+    assert report.skipped == ["README.md"] and report.rejected == []
+    stored = stored_masks_by_name()
+    for name, mask in masks.items():
+        assert set(np.unique(stored[name])) <= {0, 255}
+        assert iou(stored[name], mask) > 0.98
+    again = import_path(tmp_path / "seed")
+    assert again.added == 0 and len(again.duplicates) == 4
+
+
+def test_yolo_import_unions_instances_at_full_resolution(catseg_home, tmp_path):
+    polygons = make_yolo_folder(tmp_path / "yolo")
+    report = import_path(tmp_path / "yolo")
+    assert (report.detected_format, report.added, report.added_labelled) == ("yolo", 3, 3)
+    stored = stored_masks_by_name()
+    for name, shapes in polygons.items():
+        assert stored[name].shape == (96, 96)
+        assert iou(stored[name], polygons_to_mask(shapes, 96, 96)) == 1.0
+    assert stored["img1.jpg"][int(0.8 * 96), int(0.75 * 96)] == 255  # the second instance is in
+
+
+def test_plain_folder_imports_unlabelled_photos(catseg_home, tmp_path):
+    (tmp_path / "plain" / "sub").mkdir(parents=True)
+    for index in range(3):
+        (tmp_path / "plain" / "sub" / f"p{index}.png").write_bytes(encode(drawn_cat(seed=index)[0]))
+    report = import_path(tmp_path / "plain")
+    assert (report.detected_format, report.added, report.added_labelled) == ("images", 3, 0)
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_upload_of_tutorial_layout(catseg_home, tmp_path):
+    masks = make_tutorial_folder(tmp_path / "seed", count=2)
+    entries = {f"seed/{p.relative_to(tmp_path / 'seed').as_posix()}": p.read_bytes()
+               for p in (tmp_path / "seed").rglob("*") if p.is_file()}
+    report = import_path(zip_bytes(entries), label="cats.zip")
+    assert (report.detected_format, report.added, report.added_labelled) == ("tutorial", 2, 2)
+    assert set(stored_masks_by_name()) == set(masks)
+
+
+def test_a_folder_of_bad_files_rejects_each_with_its_own_message(catseg_home, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    good, _ = drawn_cat()
+    jpeg = encode(good, "JPEG")
+    (folder / "good.jpg").write_bytes(jpeg)
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("hello, I am text")
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buffer, "PNG")
+    (folder / "huge.png").write_bytes(buffer.getvalue())
+    other, _ = drawn_cat(seed=5)
+    (folder / "slip.zip").write_bytes(zip_bytes({"../escape.png": encode(other), "inside.png": encode(drawn_cat(seed=6)[0])}))
+    (folder / "bomb.zip").write_bytes(zip_bytes({"bomb.png": b"\0" * (50 * 1024 * 1024)}))
+
+    report = import_path(folder)
+    reasons = dict(report.rejected)
+    assert report.added == 2  # good.jpg and slip.zip/inside.png
+    assert "empty" in reasons["zero.jpg"]
+    assert "not a photo" in reasons["text.jpg"]
+    assert "damaged" in reasons["truncated.jpg"]
+    assert "megapixels" in reasons["huge.png"]
+    assert "unsafe path" in reasons["slip.zip/../escape.png"]
+    assert "zip bomb" in reasons["bomb.zip/bomb.png"]
+    assert all(name in reason for name, reason in report.rejected)
+    assert not (tmp_path / "escape.png").exists()
+    with storage.begin() as session:
+        assert dataset.counts(session).images == 2
+    stored_files = [p for p in (catseg_home / "photos").rglob("*") if p.is_file()]
+    assert len(stored_files) == 2
+
+
+def test_unknown_path_is_a_clear_error(catseg_home, tmp_path):
+    with pytest.raises(ValueError, match="no such folder"):
+        import_path(tmp_path / "missing")
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(ValueError, match="expected a folder or a .zip"):
+        import_path(tmp_path / "a.txt")
+
+
+def test_malformed_yolo_label_rejects_only_that_photo(catseg_home, tmp_path):
+    make_yolo_folder(tmp_path / "yolo", count=2)
+    (tmp_path / "yolo" / "labels" / "img0.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    report = import_path(tmp_path / "yolo")
+    assert report.added == 1
+    assert "detection box" in dict(report.rejected)["images/img0.jpg"]
+
+
+def test_tutorial_export_then_import_gives_back_every_mask_exactly(catseg_home, tmp_path, monkeypatch):
+    make_tutorial_folder(tmp_path / "seed", count=3)
+    import_path(tmp_path / "seed")
+    before = sorted((m.tobytes() for m in stored_masks_by_name().values()))
+    result = export_dataset(tmp_path / "out", "tutorial")
+    assert result["exported"] == 3
+    storage.dispose_all()
+    monkeypatch.setenv("CATSEG_HOME", str(tmp_path / "fresh"))
+    report = import_path(tmp_path / "out")
+    assert report.added_labelled == 3
+    after = sorted((m.tobytes() for m in stored_masks_by_name().values()))
+    assert before == after
+
+
+def test_yolo_export_then_import_keeps_masks(catseg_home, tmp_path, monkeypatch):
+    make_tutorial_folder(tmp_path / "seed", count=3)
+    import_path(tmp_path / "seed")
+    before = {name.split(".")[1]: mask for name, mask in stored_masks_by_name().items()}
+    export_dataset(tmp_path / "out", "yolo")
+    storage.dispose_all()
+    monkeypatch.setenv("CATSEG_HOME", str(tmp_path / "fresh"))
+    assert import_path(tmp_path / "out").added_labelled == 3
+    after = {name.split("_cat.")[1].split(".")[0]: mask for name, mask in stored_masks_by_name().items()}
+    scores = [iou(after[key], before[key]) for key in before]
+    assert min(scores) >= 0.95
+
+
+def test_export_refuses_a_non_empty_folder(catseg_home, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        export_dataset(tmp_path / "out")
+
+
+def test_polygon_round_trip_of_odd_shapes():
+    mask = np.zeros((77, 131), dtype=np.uint8)
+    mask[10:40, 20:90] = 255
+    mask[50:70, 100:125] = 255
+    polygons = mask_to_polygons(mask)
+    assert len(polygons) == 2
+    assert iou(polygons_to_mask(polygons, 131, 77), mask) > 0.97
