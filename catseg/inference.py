@@ -1,0 +1,215 @@
+"""Run the segmentation model on photos of any size.
+
+The model sees square (size x size) inputs scaled to [0, 1]. A photo is
+brought to that size without distortion ("letterbox": scale the long side to
+size, pad the rest), or by a plain resize ("stretch", kept so a bench can
+compare the two). The predicted probability is then cropped and resized back
+to the photo's full resolution.
+
+TensorFlow is never imported here: the Keras model object is passed in.
+Training should prepare its inputs with the same `prepare_input` (same fit and
+padding) so the model sees at inference what it saw in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+# One photo check for the whole library, so error messages read the same everywhere.
+from catseg.compositing import _check_photo
+
+FITS = ("letterbox", "stretch")
+PADDINGS = ("reflect", "constant")
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where the photo sits inside the square model input.
+
+    The photo (photo_height x photo_width) was resized to
+    (resized_height x resized_width) and placed at (top, left) inside a
+    size x size square; the rest is padding. For fit="stretch" the resized
+    photo fills the whole square.
+    """
+
+    size: int
+    photo_height: int
+    photo_width: int
+    resized_height: int
+    resized_width: int
+    top: int
+    left: int
+    fit: str = "letterbox"
+
+    @property
+    def scale(self) -> float:
+        """Model pixels per photo pixel along the long side (letterbox: both sides)."""
+        return max(self.resized_height, self.resized_width) / max(self.photo_height, self.photo_width)
+
+
+def _check_size(size: Any) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"model input size must be a positive whole number of pixels, got {size!r}")
+    return int(size)
+
+
+def letterbox_geometry(photo_shape: Sequence[int], size: int, fit: str = "letterbox") -> Letterbox:
+    """Compute where a photo of photo_shape (H, W[, C]) goes in a size x size input."""
+    size = _check_size(size)
+    if fit not in FITS:
+        raise ValueError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
+    photo_height, photo_width = int(photo_shape[0]), int(photo_shape[1])
+    if photo_height < 1 or photo_width < 1:
+        raise ValueError(f"photo is empty (shape {tuple(photo_shape)})")
+    if fit == "stretch":
+        return Letterbox(size, photo_height, photo_width, size, size, 0, 0, fit)
+    scale = size / max(photo_height, photo_width)
+    # At least one pixel, so very thin photos still map to something.
+    resized_height = min(size, max(1, round(photo_height * scale)))
+    resized_width = min(size, max(1, round(photo_width * scale)))
+    # Centre the photo so the padding (and any border effect of the model) is symmetric.
+    top = (size - resized_height) // 2
+    left = (size - resized_width) // 2
+    return Letterbox(size, photo_height, photo_width, resized_height, resized_width, top, left, fit)
+
+
+def prepare_input(
+    photo: np.ndarray, size: int, fit: str = "letterbox", padding: str = "reflect"
+) -> tuple[np.ndarray, Letterbox]:
+    """Return (batch float32 (1, size, size, 3) in [0, 1], geometry) for one RGB uint8 photo.
+
+    padding="reflect" mirrors the photo into the padding (no hard border the
+    model never saw in training); "constant" pads with black.
+    """
+    _check_photo(photo)
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
+    geometry = letterbox_geometry(photo.shape, size, fit)
+    shrinking = geometry.resized_height < geometry.photo_height or geometry.resized_width < geometry.photo_width
+    # INTER_AREA averages when shrinking (no aliasing); INTER_LINEAR is the right choice to enlarge.
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(
+        np.ascontiguousarray(photo), (geometry.resized_width, geometry.resized_height), interpolation=interpolation
+    )
+    bottom = geometry.size - geometry.resized_height - geometry.top
+    right = geometry.size - geometry.resized_width - geometry.left
+    if bottom or right or geometry.top or geometry.left:
+        border = cv2.BORDER_REFLECT_101 if padding == "reflect" else cv2.BORDER_CONSTANT
+        resized = cv2.copyMakeBorder(resized, geometry.top, bottom, geometry.left, right, border, value=(0, 0, 0))
+    batch = resized.astype(np.float32)[None] * np.float32(1.0 / 255.0)
+    return batch, geometry
+
+
+def restore_probability(
+    probability: np.ndarray, geometry: Letterbox, photo_shape: Sequence[int] | None = None
+) -> np.ndarray:
+    """Crop the padding off a (size, size) probability map and resize it to the photo (H, W).
+
+    photo_shape defaults to the shape recorded in geometry; if given it must match.
+    """
+    probability = np.asarray(probability, dtype=np.float32)
+    if probability.ndim == 3 and probability.shape[2] == 1:
+        probability = probability[:, :, 0]
+    if probability.shape != (geometry.size, geometry.size):
+        raise ValueError(
+            f"probability map has shape {probability.shape}, expected ({geometry.size}, {geometry.size}) "
+            "as prepared by prepare_input"
+        )
+    if photo_shape is not None and (int(photo_shape[0]), int(photo_shape[1])) != (
+        geometry.photo_height,
+        geometry.photo_width,
+    ):
+        raise ValueError(
+            f"photo shape {tuple(photo_shape[:2])} does not match the geometry's "
+            f"({geometry.photo_height}, {geometry.photo_width}); use the geometry returned for this photo"
+        )
+    cropped = probability[
+        geometry.top : geometry.top + geometry.resized_height,
+        geometry.left : geometry.left + geometry.resized_width,
+    ]
+    restored = cv2.resize(
+        np.ascontiguousarray(cropped), (geometry.photo_width, geometry.photo_height), interpolation=cv2.INTER_LINEAR
+    )
+    restored = restored.reshape(geometry.photo_height, geometry.photo_width)
+    # Linear interpolation of values in [0, 1] stays in [0, 1]; clip guards a model without sigmoid.
+    return np.clip(restored, 0.0, 1.0, out=restored)
+
+
+def model_input_size(model: Any) -> int:
+    """Return the square input size of a Keras model with input (None, size, size, 3)."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, list):  # multi-input models report a list of shapes
+        shape = shape[0] if len(shape) == 1 else None
+    if shape is None or len(shape) != 4 or shape[3] != 3:
+        raise ValueError(f"model must take RGB images shaped (None, size, size, 3), its input shape is {shape}")
+    height, width = shape[1], shape[2]
+    if height is None or width is None:
+        raise ValueError("the model accepts any input size; pass size=... explicitly")
+    if height != width:
+        raise ValueError(f"the model input must be square, got {height}x{width}")
+    return int(height)
+
+
+def _model_probabilities(model: Any, batch: np.ndarray) -> np.ndarray:
+    """Run the model on a batch and return (N, size, size) float32 probabilities."""
+    # model(...) skips predict()'s per-call setup, which dominates for a few images.
+    output = model(batch, training=False)
+    output = np.asarray(output, dtype=np.float32)
+    if output.ndim == 4 and output.shape[3] == 1:
+        output = output[:, :, :, 0]
+    if output.ndim != 3 or output.shape[0] != batch.shape[0]:
+        raise ValueError(
+            f"model output has shape {output.shape}; expected (N, size, size, 1) sigmoid probabilities"
+        )
+    size = batch.shape[1]
+    if output.shape[1:] != (size, size):
+        # A model whose output resolution differs from its input: bring it to the input grid.
+        output = np.stack([cv2.resize(item, (size, size), interpolation=cv2.INTER_LINEAR) for item in output])
+    if not np.all(np.isfinite(output)):
+        raise ValueError("model produced NaN/inf probabilities; the model weights are probably broken")
+    return output
+
+
+def predict_probability(
+    model: Any, photo: np.ndarray, size: int | None = None, fit: str = "letterbox", padding: str = "reflect"
+) -> np.ndarray:
+    """Return the cat probability (H, W) float32 in [0, 1] for one RGB uint8 photo."""
+    size = model_input_size(model) if size is None else _check_size(size)
+    batch, geometry = prepare_input(photo, size, fit=fit, padding=padding)
+    probability = _model_probabilities(model, batch)[0]
+    return restore_probability(probability, geometry)
+
+
+def predict_probabilities(
+    model: Any,
+    photos: Iterable[np.ndarray],
+    batch_size: int = 8,
+    size: int | None = None,
+    fit: str = "letterbox",
+    padding: str = "reflect",
+) -> list[np.ndarray]:
+    """Return one (H, W) float32 probability map per photo (photos may differ in size)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}")
+    size = model_input_size(model) if size is None else _check_size(size)
+    results: list[np.ndarray] = []
+    pending: list[tuple[np.ndarray, Letterbox]] = []
+
+    def flush() -> None:
+        batch = np.concatenate([item for item, _ in pending])
+        for probability, (_, geometry) in zip(_model_probabilities(model, batch), pending):
+            results.append(restore_probability(probability, geometry))
+        pending.clear()
+
+    for photo in photos:
+        pending.append(prepare_input(photo, size, fit=fit, padding=padding))
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    return results

@@ -1,0 +1,153 @@
+"""Letterbox in and out of the model's square input, and prediction with a tiny Keras model."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from catseg.inference import (
+    Letterbox,
+    letterbox_geometry,
+    predict_probabilities,
+    predict_probability,
+    prepare_input,
+    restore_probability,
+)
+
+
+def ellipse_photo_and_mask(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    generator = np.random.default_rng(seed)
+    photo = generator.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    axes = (max(1, width // 3), max(1, height // 3))
+    cv2.ellipse(mask, (width // 2, height // 2), axes, 10, 0, 360, 255, -1)
+    return photo, mask
+
+
+def intersection_over_union(first: np.ndarray, second: np.ndarray) -> float:
+    union = np.logical_or(first, second).sum()
+    return float(np.logical_and(first, second).sum() / union) if union else 1.0
+
+
+@pytest.mark.parametrize("fit", ["letterbox", "stretch"])
+@pytest.mark.parametrize("shape", [(4000, 3000), (301, 999), (17, 40), (999, 301)])
+def test_round_trip_keeps_the_mask(shape, fit):
+    """Push a known mask through the same resize the photo gets, then restore it."""
+    height, width = shape
+    photo, mask = ellipse_photo_and_mask(height, width)
+    size = 128
+    batch, geometry = prepare_input(photo, size, fit=fit)
+    assert batch.shape == (1, size, size, 3) and batch.dtype == np.float32
+    assert 0.0 <= batch.min() and batch.max() <= 1.0
+    # The model's ideal answer: the mask, placed exactly where the photo was placed.
+    mask_batch, mask_geometry = prepare_input(np.repeat(mask[:, :, None], 3, axis=2), size, fit=fit)
+    assert mask_geometry == geometry
+    probability = np.zeros((size, size), dtype=np.float32)
+    window = (
+        slice(geometry.top, geometry.top + geometry.resized_height),
+        slice(geometry.left, geometry.left + geometry.resized_width),
+    )
+    probability[window] = mask_batch[0, :, :, 0][window]
+    restored = restore_probability(probability, geometry, photo.shape)
+    assert restored.shape == (height, width) and restored.dtype == np.float32
+    assert np.isfinite(restored).all() and restored.min() >= 0 and restored.max() <= 1
+    assert intersection_over_union(restored >= 0.5, mask > 0) > 0.97
+
+
+def test_letterbox_keeps_aspect_ratio_and_centres():
+    geometry = letterbox_geometry((301, 999, 3), 256)
+    assert (geometry.resized_height, geometry.resized_width) == (77, 256)
+    assert geometry.left == 0 and geometry.top == (256 - 77) // 2
+    assert abs(geometry.scale - 256 / 999) < 1e-9
+    stretched = letterbox_geometry((301, 999), 256, fit="stretch")
+    assert (stretched.resized_height, stretched.resized_width, stretched.top, stretched.left) == (256, 256, 0, 0)
+    tiny = letterbox_geometry((1, 500), 64)
+    assert tiny.resized_height == 1 and tiny.resized_width == 64
+
+
+def test_letterbox_puts_the_photo_inside_and_pads_around_it():
+    photo = np.full((50, 100, 3), 200, dtype=np.uint8)
+    batch, geometry = prepare_input(photo, 64, padding="constant")
+    assert geometry == Letterbox(64, 50, 100, 32, 64, 16, 0, "letterbox")
+    image = batch[0]
+    assert np.allclose(image[16:48], 200 / 255)
+    assert np.all(image[:16] == 0) and np.all(image[48:] == 0)
+    # Reflection padding mirrors the photo instead of leaving black bars.
+    reflected, _ = prepare_input(photo, 64, padding="reflect")
+    assert np.allclose(reflected[0], 200 / 255)
+
+
+def test_bad_arguments_raise_value_error():
+    photo, _ = ellipse_photo_and_mask(20, 30)
+    with pytest.raises(ValueError, match="fit"):
+        prepare_input(photo, 32, fit="squash")
+    with pytest.raises(ValueError, match="padding"):
+        prepare_input(photo, 32, padding="wrap")
+    with pytest.raises(ValueError, match="size"):
+        prepare_input(photo, 0)
+    with pytest.raises(ValueError, match="RGB"):
+        prepare_input(photo[:, :, 0], 32)
+    with pytest.raises(ValueError, match="uint8"):
+        prepare_input(photo.astype(np.float32), 32)
+    _, geometry = prepare_input(photo, 32)
+    with pytest.raises(ValueError, match="expected"):
+        restore_probability(np.zeros((16, 16), np.float32), geometry, photo.shape)
+    with pytest.raises(ValueError, match="does not match"):
+        restore_probability(np.zeros((32, 32), np.float32), geometry, (21, 30))
+
+
+class FakeModel:
+    """Stands in for a Keras model: predicts 'cat' where the red channel is bright."""
+
+    input_shape = (None, 32, 32, 3)
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, batch: np.ndarray, training: bool = False) -> np.ndarray:
+        assert training is False
+        self.batch_sizes.append(batch.shape[0])
+        return (batch[..., :1] > 0.5).astype(np.float32)
+
+
+def test_predict_probability_finds_the_bright_region():
+    photo = np.zeros((90, 200, 3), dtype=np.uint8)
+    photo[:, 120:] = 255
+    model = FakeModel()
+    probability = predict_probability(model, photo)
+    assert probability.shape == (90, 200) and probability.dtype == np.float32
+    assert intersection_over_union(probability >= 0.5, photo[..., 0] > 0) > 0.95
+
+
+def test_predict_probabilities_batches_photos_of_different_sizes():
+    photos = [ellipse_photo_and_mask(h, w, seed)[0] for seed, (h, w) in enumerate([(40, 60), (90, 30), (33, 33)])]
+    model = FakeModel()
+    results = predict_probabilities(model, photos, batch_size=2)
+    assert model.batch_sizes == [2, 1]
+    assert [result.shape for result in results] == [(40, 60), (90, 30), (33, 33)]
+    for photo, result in zip(photos, results):
+        assert np.array_equal(result, predict_probability(FakeModel(), photo))
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_probabilities(model, photos, batch_size=0)
+
+
+def test_predict_probability_with_a_tiny_keras_model():
+    keras = pytest.importorskip("keras")  # imported here so the rest of the suite stays light
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs)
+    model = keras.Model(inputs, outputs)
+    photo, _ = ellipse_photo_and_mask(45, 70)
+    probability = predict_probability(model, photo)
+    assert probability.shape == (45, 70) and probability.dtype == np.float32
+    assert np.isfinite(probability).all()
+    assert probability.min() >= 0.0 and probability.max() <= 1.0
+    assert probability.std() > 0  # the random photo gives varying output, not a constant
+    batch = predict_probabilities(model, [photo, photo[:20]], batch_size=8)
+    assert np.allclose(batch[0], probability, atol=1e-5)
+    assert batch[1].shape == (20, 70)
+    any_size_inputs = keras.Input((None, None, 3))
+    any_size_model = keras.Model(any_size_inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(any_size_inputs))
+    with pytest.raises(ValueError, match="size="):
+        predict_probability(any_size_model, photo)
+    assert predict_probability(any_size_model, photo, size=48).shape == (45, 70)

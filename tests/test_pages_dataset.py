@@ -1,0 +1,85 @@
+"""AppTest: the Photos page adds uploads, shows them, and deletes after confirmation."""
+
+import io
+import zipfile
+
+from streamlit.testing.v1 import AppTest
+
+import storage
+from storage import dataset
+from conftest import REPOSITORY_ROOT, drawn_cat, encode
+
+APP = str(REPOSITORY_ROOT / "app.py")
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page(page)
+    app.run()
+    return app
+
+
+def test_home_shows_live_counts(catseg_home):
+    with storage.begin() as session:
+        dataset.add_photo(session, encode(drawn_cat()[0]), "a.png")
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    assert not app.exception
+    assert [m.value for m in app.metric][:2] == ["1", "0 of 1"]
+
+
+def test_upload_then_delete(catseg_home):
+    app = open_page("pages/dataset.py")
+    assert not app.exception
+    assert app.metric[0].value == "0"
+    photo_a, _ = drawn_cat(seed=1)
+    photo_b, _ = drawn_cat(seed=2)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("more/c.png", encode(drawn_cat(seed=3)[0]))
+    app.file_uploader(key="dataset_uploads").set_value([
+        ("a.png", encode(photo_a), "image/png"),
+        ("b.jpg", encode(photo_b, "JPEG"), "image/jpeg"),
+        ("notes.jpg", b"not a photo", "image/jpeg"),
+        ("more.zip", buffer.getvalue(), "application/zip"),
+    ])
+    app.run()
+    app.button(key="dataset_add").click().run()
+    assert not app.exception
+    assert app.metric[0].value == "3"
+    assert "**3** added" in app.warning[0].value and "**1** rejected" in app.warning[0].value
+    assert any("notes.jpg" in m.value for m in app.markdown)
+
+    with storage.begin() as session:
+        first = dataset.list_photos(session)[0].id
+    app.checkbox(key=f"dataset_select_{first}").check().run()
+    app.button(key="dataset_delete").click().run()
+    assert "cannot be undone" in app.warning[-1].value
+    app.button(key="dataset_delete_yes").click().run()
+    assert not app.exception
+    assert app.metric[0].value == "2"
+    with storage.begin() as session:
+        assert first not in dataset.photo_ids(session)
+
+
+def test_cancel_keeps_photos(catseg_home):
+    with storage.begin() as session:
+        photo_id = dataset.add_photo(session, encode(drawn_cat()[0]), "a.png").id
+    app = open_page("pages/dataset.py")
+    app.checkbox(key=f"dataset_select_{photo_id}").check().run()
+    app.button(key="dataset_delete").click().run()
+    app.button(key="dataset_delete_no").click().run()
+    with storage.begin() as session:
+        assert dataset.counts(session).images == 1
+
+
+def test_filter_unlabelled(catseg_home):
+    with storage.begin() as session:
+        dataset.add_photo(session, encode(drawn_cat(seed=1)[0]), "plain.png")
+        photo, mask = drawn_cat(seed=2)
+        dataset.add_photo(session, encode(photo), "masked.png", mask=mask)
+    app = open_page("pages/dataset.py")
+    assert len(app.checkbox) == 2
+    app.session_state["dataset_filter"] = "unlabelled"
+    app.run()
+    assert [c.label.split(" ")[1] for c in app.checkbox] == ["plain.png"]
