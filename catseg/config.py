@@ -1,0 +1,167 @@
+"""Frozen configuration objects for building and training a segmenter.
+
+A saved model version carries both configs in its ``card.json`` (see
+``catseg.models.save_model_version``), so every field must be JSON-safe and
+``from_dict(to_dict(config)) == config`` must hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, TypeVar
+
+ARCHITECTURES = ("tutorial", "unet", "mobilenet_unet")
+LEARNING_RATE_SCHEDULES = ("cosine", "constant")
+
+_Config = TypeVar("_Config", "ModelConfig", "TrainConfig")
+
+
+def _from_dict(cls: type[_Config], data: Mapping[str, Any]) -> _Config:
+    """Build ``cls`` from a mapping, rejecting keys it does not know."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{cls.__name__} needs a dict, got {type(data).__name__}.")
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} does not know the setting(s) {unknown}; "
+            f"known settings are {sorted(known)}. The saved file may come from a "
+            "newer catseg version."
+        )
+    return cls(**dict(data))
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    # bool is an int subclass; True as an epoch count is a bug, not a setting.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {value!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+
+
+def _check_number(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to build and at which input size.
+
+    architecture: "tutorial" (the original blog's U-Net), "unet" (the default:
+        batch-norm U-Net) or "mobilenet_unet" (MobileNetV2 encoder).
+    image_size: side of the square model input in pixels; photos are
+        letterboxed to it. A multiple of 32 so every architecture can halve it
+        five times.
+    base_filters: filters of the first "unet" level (doubles per level).
+        Ignored by "tutorial" (fixed 8..128) and "mobilenet_unet".
+    pretrained: start the MobileNetV2 encoder from ImageNet weights (needs
+        them downloaded or in the Keras cache). Only for "mobilenet_unet".
+    """
+
+    architecture: str = "unet"
+    image_size: int = 128
+    base_filters: int = 16
+    pretrained: bool = False
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"Unknown architecture {self.architecture!r}; choose one of "
+                f"{', '.join(ARCHITECTURES)}."
+            )
+        _check_int("image_size", self.image_size, 32, 1024)
+        if self.image_size % 32:
+            raise ValueError(
+                f"image_size must be a multiple of 32 (e.g. 128, 160, 192, 256), "
+                f"got {self.image_size}."
+            )
+        _check_int("base_filters", self.base_filters, 4, 256)
+        if not isinstance(self.pretrained, bool):
+            raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}.")
+        if self.pretrained and self.architecture != "mobilenet_unet":
+            raise ValueError(
+                "pretrained=True only applies to architecture 'mobilenet_unet'; "
+                f"{self.architecture!r} always starts from random weights."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict; inverse of ``from_dict``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        """Rebuild from ``to_dict`` output; missing keys take the defaults."""
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    The defaults are the recipe measured with ``bench/train_quality.py``
+    (U-Net 128 px / 16 filters, batch 4, Adam 3e-3 with a time-aware cosine
+    decay, augmentation, 480 s budget). On a heavily shared 2-core CPU this
+    reached val IoU 0.49 (batch 8: 0.47), short of the 0.80 goal: only
+    ~30 epochs fitted in the budget; see the bench notes.
+
+    epochs: upper bound on passes over the training photos.
+    batch_size: photos per optimiser step.
+    learning_rate: peak Adam learning rate.
+    learning_rate_schedule: "cosine" decays to ~0 by the end of the run (the
+        end is whichever comes first of ``epochs`` and ``max_seconds``);
+        "constant" keeps it fixed.
+    augment: random flips/zoom/rotation/colour jitter of training photos.
+    early_stopping_patience: stop after this many epochs without a better
+        validation IoU; 0 disables early stopping.
+    validation_fraction: share of photos held out to pick the best epoch.
+    seed: fixes the split, the shuffling and the augmentation.
+    max_seconds: wall-time budget for fitting; None for no limit. Training
+        stops before an epoch that would overrun it.
+    """
+
+    epochs: int = 200
+    batch_size: int = 4
+    learning_rate: float = 3e-3
+    learning_rate_schedule: str = "cosine"
+    augment: bool = True
+    early_stopping_patience: int = 0
+    validation_fraction: float = 0.25
+    seed: int = 42
+    max_seconds: float | None = 480.0
+
+    def __post_init__(self) -> None:
+        _check_int("epochs", self.epochs, 1, 100_000)
+        _check_int("batch_size", self.batch_size, 1, 1024)
+        _check_number("learning_rate", self.learning_rate, 1e-7, 1.0)
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be greater than 0.")
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise ValueError(
+                f"Unknown learning_rate_schedule {self.learning_rate_schedule!r}; "
+                f"choose one of {', '.join(LEARNING_RATE_SCHEDULES)}."
+            )
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"augment must be true or false, got {self.augment!r}.")
+        _check_int("early_stopping_patience", self.early_stopping_patience, 0, 100_000)
+        _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0)
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                "validation_fraction must be strictly between 0 and 1 (e.g. 0.25), "
+                f"got {self.validation_fraction}."
+            )
+        _check_int("seed", self.seed, 0, 2**31 - 1)
+        if self.max_seconds is not None:
+            _check_number("max_seconds", self.max_seconds, 1.0, 7 * 24 * 3600.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict; inverse of ``from_dict``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """Rebuild from ``to_dict`` output; missing keys take the defaults."""
+        return _from_dict(cls, data)

@@ -1,0 +1,151 @@
+"""Configs, builders, loss and saved model versions (tiny synthetic inputs only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catseg.config import ModelConfig, TrainConfig
+from catseg.models import (
+    PretrainedWeightsUnavailable,
+    build_mobilenet_unet,
+    build_model,
+    build_tutorial_unet,
+    build_unet,
+    compile_model,
+    load_model_version,
+    save_model_version,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_importing_catseg_does_not_import_tensorflow() -> None:
+    code = (
+        "import sys; import catseg.config, catseg.models, catseg.losses, catseg.pipeline, catseg.training; "
+        "heavy = [name for name in ('tensorflow', 'keras') if name in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_configs_round_trip_through_json() -> None:
+    model_config = ModelConfig(architecture="tutorial", image_size=256, base_filters=8)
+    train_config = TrainConfig(epochs=3, batch_size=4, max_seconds=None)
+    assert ModelConfig.from_dict(json.loads(json.dumps(model_config.to_dict()))) == model_config
+    assert TrainConfig.from_dict(json.loads(json.dumps(train_config.to_dict()))) == train_config
+    assert ModelConfig.from_dict({}) == ModelConfig()
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: ModelConfig(architecture="resnet"), "Unknown architecture"),
+        (lambda: ModelConfig(image_size=100), "multiple of 32"),
+        (lambda: ModelConfig(architecture="unet", pretrained=True), "only applies"),
+        (lambda: TrainConfig(validation_fraction=1.0), "strictly between"),
+        (lambda: TrainConfig(batch_size=0), "batch_size"),
+        (lambda: TrainConfig(learning_rate_schedule="step"), "learning_rate_schedule"),
+        (lambda: ModelConfig.from_dict({"colour": "red"}), "does not know"),
+    ],
+)
+def test_configs_reject_bad_values_with_clear_messages(factory, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
+@pytest.mark.parametrize(
+    ("builder", "size"),
+    [
+        (lambda size: build_tutorial_unet(size), 64),
+        (lambda size: build_unet(size, base_filters=8), 64),
+        (lambda size: build_unet(size, base_filters=8, depth=3, separable=True, dropout=0.1), 64),
+        (lambda size: build_mobilenet_unet(size, weights=None), 96),
+    ],
+)
+def test_builders_map_photos_to_same_size_probabilities(builder, size: int) -> None:
+    model = builder(size)
+    photos = np.random.default_rng(0).random((2, size, size, 3), dtype=np.float32)
+    probabilities = np.asarray(model(photos, training=False))
+    assert probabilities.shape == (2, size, size, 1)
+    assert probabilities.min() >= 0.0 and probabilities.max() <= 1.0
+
+
+def test_tutorial_unet_matches_the_blog_network() -> None:
+    model = build_tutorial_unet(256)
+    # Counting the blog's layers by hand (8-16-32-64-128, symmetric decoder) gives 485,817 weights.
+    assert model.count_params() == 485_817
+    assert not any("batch_normalization" in layer.name for layer in model.layers)
+
+
+def test_build_model_dispatches_on_architecture() -> None:
+    assert build_model(ModelConfig(architecture="unet", image_size=64, base_filters=8)).name == "unet"
+    assert build_model(ModelConfig(architecture="tutorial", image_size=64)).name == "tutorial_unet"
+    with pytest.raises(ValueError, match="ModelConfig"):
+        build_model({"architecture": "unet"})  # type: ignore[arg-type]
+
+
+def test_save_and_load_round_trip_gives_identical_predictions(tmp_path: Path) -> None:
+    model_config = ModelConfig(architecture="unet", image_size=64, base_filters=8)
+    train_config = TrainConfig(epochs=1, batch_size=2, max_seconds=None)
+    model = compile_model(build_model(model_config), learning_rate=1e-3)
+    photos = np.random.default_rng(1).random((2, 64, 64, 3), dtype=np.float32)
+    # A training step moves batch-norm statistics away from their defaults,
+    # so the round trip really has to carry them.
+    model.fit(photos, (photos[..., :1] > 0.5).astype(np.float32), epochs=1, verbose=0)
+    expected = np.asarray(model(photos, training=False))
+
+    target = tmp_path / "versions" / "v1"
+    save_model_version(model, model_config, train_config, {"val_iou": np.float32(0.75), "bad": float("nan")}, target)
+    assert sorted(path.name for path in target.iterdir()) == ["card.json", "model.keras"]
+    assert [path.name for path in target.parent.iterdir()] == ["v1"], "temporary folder left behind"
+
+    loaded, loaded_config, card = load_model_version(target)
+    np.testing.assert_allclose(np.asarray(loaded(photos, training=False)), expected, atol=1e-6)
+    assert loaded_config == model_config
+    assert TrainConfig.from_dict(card["train_config"]) == train_config
+    assert card["metrics"] == {"val_iou": pytest.approx(0.75), "bad": None}
+
+    with pytest.raises(FileExistsError):
+        save_model_version(model, model_config, train_config, {}, target)
+
+
+def test_loading_a_folder_without_a_card_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a catseg model version"):
+        load_model_version(tmp_path)
+
+
+def test_missing_imagenet_weights_raise_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keras.src.utils import file_utils
+
+    def offline_get_file(*args, **kwargs):
+        # What Keras raises when the download fails.
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
+
+    monkeypatch.setattr(file_utils, "get_file", offline_get_file)
+    with pytest.raises(PretrainedWeightsUnavailable, match="ImageNet weights .* could not be downloaded") as caught:
+        build_model(ModelConfig(architecture="mobilenet_unet", image_size=96, pretrained=True))
+    assert "another architecture" in str(caught.value)
+
+
+def test_bce_dice_loss_is_serialisable_and_prefers_correct_masks() -> None:
+    import keras
+
+    from catseg.losses import bce_dice_loss
+
+    loss = bce_dice_loss(dice_weight=0.5)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert restored.get_config() == loss.get_config()
+
+    truth = np.zeros((1, 8, 8, 1), np.float32)
+    truth[:, 2:6, 2:6] = 1.0
+    good = np.clip(truth, 0.05, 0.95)
+    bad = 1.0 - good
+    assert float(loss(truth, good)) < float(loss(truth, bad))
+    assert float(restored(truth, good)) == pytest.approx(float(loss(truth, good)))

@@ -1,0 +1,143 @@
+"""Decoding, letterboxing, augmentation alignment and the split (synthetic data only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from catseg.pipeline import augment_example, letterbox, load_examples, make_dataset, split_indices
+
+
+def _disc_example(size: int = 64, centre: tuple[int, int] = (22, 40), radius: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """A white disc on dark noise, and its mask (0/1)."""
+    rng = np.random.default_rng(0)
+    photo = (rng.random((size, size, 3)) * 40).astype(np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.circle(mask, centre, radius, 1, thickness=-1)
+    photo[mask == 1] = 255
+    return photo, mask[..., None]
+
+
+def _iou(first: np.ndarray, second: np.ndarray) -> float:
+    union = np.logical_or(first, second).sum()
+    return float(np.logical_and(first, second).sum() / union) if union else 1.0
+
+
+def test_letterbox_keeps_aspect_and_reflects_the_border() -> None:
+    wide = np.arange(40 * 80 * 3, dtype=np.uint32).reshape(40, 80, 3).astype(np.uint8)
+    boxed = letterbox(wide, 64)
+    assert boxed.shape == (64, 64, 3)
+    # Long side 80 -> 64, short side 40 -> 32, padded 16 + 16 rows.
+    content = cv2.resize(wide, (64, 32), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(boxed[16:48], content)
+    # BORDER_REFLECT_101 mirrors without repeating the edge row.
+    np.testing.assert_array_equal(boxed[15], content[1])
+    np.testing.assert_array_equal(boxed[48], content[-2])
+    assert letterbox(np.zeros((50, 3), np.uint8), 32).shape == (32, 32)
+
+
+def test_load_examples_decodes_letterboxes_and_thresholds(tmp_path: Path) -> None:
+    photo = np.zeros((40, 80, 3), np.uint8)
+    photo[:, 40:] = (200, 30, 30)  # right half red
+    mask = np.zeros((40, 80), np.uint8)
+    mask[:, 40:] = 230  # right half "cat", as JPEG-ish grey rather than pure white
+    mask[:, :40] = 100  # below the 128 threshold: background despite not being 0
+    Image.fromarray(photo).save(tmp_path / "cat.png")
+    Image.fromarray(mask).save(tmp_path / "mask_cat.png")
+
+    images, masks = load_examples([(tmp_path / "cat.png", tmp_path / "mask_cat.png")] * 3, 32)
+    assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8
+    assert masks.shape == (3, 32, 32, 1) and masks.dtype == np.uint8
+    assert set(np.unique(masks)) == {0, 1}
+    # Cat pixels are exactly the red pixels, padding included.
+    np.testing.assert_array_equal(masks[0, ..., 0] == 1, images[0, ..., 0] > 100)
+
+
+def test_load_examples_rejects_mismatched_and_missing_files(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((40, 80, 3), np.uint8)).save(tmp_path / "cat.png")
+    Image.fromarray(np.zeros((80, 40), np.uint8)).save(tmp_path / "rotated_mask.png")
+    with pytest.raises(ValueError, match="does not have the shape"):
+        load_examples([(tmp_path / "cat.png", tmp_path / "rotated_mask.png")], 32)
+    with pytest.raises(ValueError, match="not found"):
+        load_examples([(tmp_path / "cat.png", tmp_path / "missing.png")], 32)
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    with pytest.raises(ValueError, match="Cannot read"):
+        load_examples([(tmp_path / "broken.jpg", tmp_path / "rotated_mask.png")], 32)
+
+
+def test_augmentation_moves_photo_and_mask_together() -> None:
+    import tensorflow as tf
+
+    photo, mask = _disc_example()
+    image = tf.constant(photo, tf.float32) / 255.0
+    mask_tensor = tf.constant(mask, tf.float32)
+    moved = 0
+    for seed in range(12):
+        augmented_image, augmented_mask = augment_example(image, mask_tensor, tf.constant([seed, 7]))
+        augmented_image, augmented_mask = augmented_image.numpy(), augmented_mask.numpy()
+        assert augmented_image.shape == (64, 64, 3) and augmented_mask.shape == (64, 64, 1)
+        assert set(np.unique(augmented_mask)) <= {0.0, 1.0}, "mask must be re-binarised"
+        brightness = augmented_image.mean(axis=-1)
+        bright = brightness > (brightness.min() + brightness.max()) / 2
+        # The reflected fill can mirror the disc; the mask mirrors with it, so compare all of it.
+        assert _iou(bright, augmented_mask[..., 0] > 0.5) > 0.85, f"seed {seed}: photo and mask drifted apart"
+        moved += _iou(augmented_mask[..., 0] > 0.5, mask[..., 0] > 0) < 0.9
+    assert moved >= 6, "augmentation should actually move the shape for most seeds"
+
+
+def test_augmentation_is_reproducible_from_the_seed() -> None:
+    import tensorflow as tf
+
+    photo, mask = _disc_example()
+    image = tf.constant(photo, tf.float32) / 255.0
+    mask_tensor = tf.constant(mask, tf.float32)
+    first = augment_example(image, mask_tensor, tf.constant([3, 4]))
+    again = augment_example(image, mask_tensor, tf.constant([3, 4]))
+    other = augment_example(image, mask_tensor, tf.constant([5, 6]))
+    np.testing.assert_array_equal(first[0].numpy(), again[0].numpy())
+    assert not np.array_equal(first[0].numpy(), other[0].numpy())
+
+
+def test_make_dataset_batches_aligned_examples() -> None:
+    examples = [_disc_example(centre=(16 + 4 * index, 30), radius=8 + index) for index in range(6)]
+    images = np.stack([photo for photo, _ in examples])
+    masks = np.stack([mask for _, mask in examples])
+
+    batches = list(make_dataset(images, masks, batch_size=4, training=True, augment=True, seed=1))
+    assert [batch[0].shape[0] for batch in batches] == [4, 2]
+    for photos, batch_masks in batches:
+        assert photos.dtype.name == "float32" and float(photos.numpy().max()) <= 1.0
+        for photo, mask in zip(photos.numpy(), batch_masks.numpy()):
+            brightness = photo.mean(axis=-1)
+            bright = brightness > (brightness.min() + brightness.max()) / 2
+            assert _iou(bright, mask[..., 0] > 0.5) > 0.85
+
+    same = list(make_dataset(images, masks, batch_size=4, training=True, augment=True, seed=1))
+    np.testing.assert_array_equal(batches[0][0].numpy(), same[0][0].numpy())
+
+    # Validation data keeps order and pixels untouched.
+    photos, batch_masks = next(iter(make_dataset(images, masks, batch_size=6, training=False)))
+    np.testing.assert_allclose(photos.numpy(), images / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(batch_masks.numpy(), masks.astype(np.float32))
+
+
+def test_make_dataset_rejects_bad_arrays() -> None:
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="masks must have shape"):
+        make_dataset(images, np.zeros((2, 32, 32), np.uint8), 2, training=True)
+    with pytest.raises(ValueError, match="uint8"):
+        make_dataset(images.astype(np.float32), np.zeros((2, 32, 32, 1), np.uint8), 2, training=True)
+
+
+def test_split_is_fixed_by_the_seed() -> None:
+    train, validation = split_indices(81, 0.25, seed=42)
+    assert (len(train), len(validation)) == (60, 21)
+    assert sorted(train + validation) == list(range(81))
+    assert split_indices(81, 0.25, seed=42) == (train, validation)
+    assert split_indices(81, 0.25, seed=7) != (train, validation)
+    with pytest.raises(ValueError, match="at least 2"):
+        split_indices(1)

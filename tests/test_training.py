@@ -1,0 +1,131 @@
+"""Training loop behaviour on tiny drawn shapes (a bright disc on dark noise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from catseg.config import ModelConfig, TrainConfig
+from catseg.models import load_model_version, save_model_version
+from catseg.training import train
+
+SIZE = 64
+MODEL_CONFIG = ModelConfig(architecture="tutorial", image_size=SIZE)
+
+
+def _write_disc_pairs(folder: Path, count: int, seed: int) -> list[tuple[Path, Path]]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for index in range(count):
+        photo = (rng.random((SIZE, SIZE, 3)) * 90).astype(np.uint8)
+        mask = np.zeros((SIZE, SIZE), np.uint8)
+        centre = tuple(int(value) for value in rng.integers(18, SIZE - 18, size=2))
+        cv2.circle(mask, centre, int(rng.integers(9, 16)), 255, thickness=-1)
+        photo[mask > 0] = rng.integers(170, 255, size=3)
+        photo_path, mask_path = folder / f"cat.{index}.png", folder / f"mask_cat.{index}.png"
+        Image.fromarray(photo).save(photo_path)
+        Image.fromarray(mask).save(mask_path)
+        pairs.append((photo_path, mask_path))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def disc_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, list]:
+    folder = tmp_path_factory.mktemp("discs")
+    return _write_disc_pairs(folder / "train", 24, seed=0), _write_disc_pairs(folder / "val", 8, seed=1)
+
+
+def _untrained_val_iou(val_pairs: list) -> float:
+    import keras
+
+    from catseg.models import build_model, compile_model
+    from catseg.pipeline import load_examples, make_dataset
+
+    keras.utils.set_random_seed(42)
+    model = compile_model(build_model(MODEL_CONFIG), 1e-3)
+    images, masks = load_examples(val_pairs, SIZE)
+    return float(model.evaluate(make_dataset(images, masks, 8, training=False), verbose=0, return_dict=True)["iou"])
+
+
+def test_two_epochs_on_discs_improve_iou_and_report_best_metrics(disc_pairs) -> None:
+    train_pairs, val_pairs = disc_pairs
+    epochs_seen, previews = [], []
+    result = train(
+        MODEL_CONFIG,
+        TrainConfig(epochs=2, batch_size=4, learning_rate=2e-3, augment=False, max_seconds=None),
+        train_pairs,
+        val_pairs,
+        on_epoch=lambda epoch, logs, preview: (epochs_seen.append(epoch), previews.append(preview)),
+    )
+    before = _untrained_val_iou(val_pairs)
+    assert result.epochs_run == 2 and epochs_seen == [0, 1]
+    assert result.stop_reason == "completed"
+    assert set(result.history) >= {"loss", "iou", "val_loss", "val_iou", "learning_rate"}
+    assert result.best_metrics["val_iou"] == max(result.history["val_iou"])
+    assert result.best_metrics["val_iou"] > max(0.3, before + 0.1), (before, result.history["val_iou"])
+    assert previews[0].shape == (SIZE, 3 * SIZE, 3) and previews[0].dtype == np.uint8
+
+
+def test_best_epoch_weights_are_restored(disc_pairs) -> None:
+    from catseg.pipeline import load_examples, make_dataset
+
+    train_pairs, val_pairs = disc_pairs
+    result = train(
+        MODEL_CONFIG,
+        TrainConfig(epochs=3, batch_size=4, learning_rate=5e-3, augment=True, max_seconds=None),
+        train_pairs,
+        val_pairs,
+    )
+    from catseg.models import compile_model
+
+    model = compile_model(result.model, 1e-3)
+    images, masks = load_examples(val_pairs, SIZE)
+    evaluated = model.evaluate(make_dataset(images, masks, 4, training=False), verbose=0, return_dict=True)
+    assert evaluated["iou"] == pytest.approx(result.best_metrics["val_iou"], abs=1e-4)
+
+
+def test_should_stop_ends_training_after_the_current_batch(disc_pairs) -> None:
+    train_pairs, val_pairs = disc_pairs
+    batches = []
+    polls = iter([False, False, True])
+    result = train(
+        MODEL_CONFIG,
+        TrainConfig(epochs=5, batch_size=4, max_seconds=None),  # 6 batches per epoch
+        train_pairs,
+        val_pairs,
+        on_batch=lambda epoch, batch, per_epoch, loss: batches.append((epoch, batch, per_epoch)),
+        should_stop=lambda: next(polls, True),
+    )
+    assert batches == [(0, 0, 6), (0, 1, 6), (0, 2, 6)]
+    assert result.stop_reason == "requested"
+    assert result.epochs_run == 1
+
+
+def test_fine_tuning_starts_from_a_saved_version(disc_pairs, tmp_path: Path) -> None:
+    train_pairs, val_pairs = disc_pairs
+    config = TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None)
+    first = train(MODEL_CONFIG, config, train_pairs, val_pairs)
+    save_model_version(first.model, first.model_config, config, first.best_metrics, tmp_path / "v1")
+    saved_weights = load_model_version(tmp_path / "v1")[0].get_weights()
+
+    tuned = train(None, TrainConfig(epochs=1, batch_size=8, learning_rate=1e-6, augment=False, max_seconds=None),
+                  train_pairs, val_pairs, initial_model_directory=tmp_path / "v1")
+    assert tuned.model_config == MODEL_CONFIG
+    # A tiny learning rate barely moves the weights: training really started from the saved ones.
+    for saved, tuned_weight in zip(saved_weights, tuned.model.get_weights()):
+        np.testing.assert_allclose(saved, tuned_weight, atol=1e-3)
+
+    with pytest.raises(ValueError, match="fine-tuning keeps the saved architecture"):
+        train(ModelConfig(architecture="unet", image_size=SIZE), config, train_pairs, val_pairs,
+              initial_model_directory=tmp_path / "v1")
+
+
+def test_training_needs_validation_photos(disc_pairs) -> None:
+    train_pairs, _ = disc_pairs
+    with pytest.raises(ValueError, match="val_pairs is empty"):
+        train(MODEL_CONFIG, TrainConfig(epochs=1, max_seconds=None), train_pairs, [])
