@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,11 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's start-up chatter (CUDA probes on a CPU machine) is noise to a CLI user.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import catseg.cli_training  # noqa: F401  (registers train)
+    import catseg.cli_inference  # noqa: F401  (registers predict, splash, evaluate)
+
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:

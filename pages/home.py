@@ -3,7 +3,7 @@
 import streamlit as st
 
 import storage
-from storage import dataset
+from storage import dataset, runs
 
 st.title("🐱 catseg: colour-splash cats")
 st.markdown(
@@ -13,6 +13,8 @@ st.markdown(
 
 with storage.begin() as session:
     numbers = dataset.counts(session)
+    last_run = runs.latest_run(session)
+    best_model = runs.best_model_version(session)
 
 photos_step, annotate_step, train_step, try_step = st.columns(4)
 with photos_step.container(border=True):
@@ -24,9 +26,18 @@ with annotate_step.container(border=True):
     st.subheader("2 · Annotate")
     st.metric("Labelled", f"{numbers.labelled} of {numbers.images}")
     st.caption("Paint a mask over each cat.")
+    st.page_link("pages/annotate.py", label="Open Annotate", icon="🖌️")
 with train_step.container(border=True):
     st.subheader("3 · Train")
+    if last_run is None:
+        st.metric("Last run", "none yet")
+    else:
+        score = f" · IoU {last_run.best_val_iou:.2f}" if last_run.best_val_iou is not None else ""
+        st.metric("Last run", f"#{last_run.id} {last_run.status}{score}")
     st.caption("Train a U-Net on the labelled photos.")
+    st.page_link("pages/train.py", label="Open Train", icon="🏋️")
 with try_step.container(border=True):
     st.subheader("4 · Try")
+    st.metric("Best model", best_model.label if best_model else "none yet")
     st.caption("Colour-splash new photos.")
+    st.page_link("pages/try_photos.py", label="Open Try", icon="✨")

@@ -79,7 +79,7 @@ class TrainingRun(Base):
     stop_requested: Mapped[bool] = mapped_column(default=False)
     model_config: Mapped[dict] = mapped_column(JSON)
     train_config: Mapped[dict] = mapped_column(JSON)
-    initial_model_version_id: Mapped[int | None]
+    initial_model: Mapped[str | None] = mapped_column(String(512))  # fine-tuned from: "starter", an id, a folder
     train_photo_ids: Mapped[list] = mapped_column(JSON, default=list)
     validation_photo_ids: Mapped[list] = mapped_column(JSON, default=list)
     epoch: Mapped[int] = mapped_column(default=0)  # epochs finished

@@ -46,7 +46,7 @@ class RunView:
     error: str | None
     train_count: int
     validation_count: int
-    initial_model_version_id: int | None
+    initial_model: str | None
 
     @property
     def is_active(self) -> bool:
@@ -58,7 +58,7 @@ def _view(run: TrainingRun) -> RunView:
         run.id, run.status, run.created_at, run.started_at, run.finished_at, run.heartbeat_at, run.process_id,
         run.stop_requested, dict(run.model_config), dict(run.train_config), run.epoch, run.batch,
         run.batches_per_epoch, run.best_val_iou, run.best_epoch, run.seconds, run.error,
-        len(run.train_photo_ids or []), len(run.validation_photo_ids or []), run.initial_model_version_id,
+        len(run.train_photo_ids or []), len(run.validation_photo_ids or []), run.initial_model,
     )
 
 
@@ -76,7 +76,7 @@ def create_run(
     train_config: dict,
     train_photo_ids: list[int],
     validation_photo_ids: list[int],
-    initial_model_version_id: int | None = None,
+    initial_model: str | None = None,
 ) -> TrainingRun:
     """A new run in status "starting"; RunAlreadyActive if another run is active."""
     active = active_run(session)
@@ -87,7 +87,7 @@ def create_run(
         train_config=train_config,
         train_photo_ids=list(train_photo_ids),
         validation_photo_ids=list(validation_photo_ids),
-        initial_model_version_id=initial_model_version_id,
+        initial_model=initial_model,
     )
     session.add(run)
     try:
@@ -201,6 +201,20 @@ def epochs(session: Session, run_id: int) -> list[RunEpoch]:
 
 def batches(session: Session, run_id: int) -> list[RunBatch]:
     return list(session.scalars(select(RunBatch).where(RunBatch.run_id == run_id).order_by(RunBatch.step)))
+
+
+def epoch_rows(session: Session, run_id: int) -> list[dict]:
+    """Per-epoch metrics as plain dicts (for charts and tables)."""
+    return [
+        {"epoch": e.epoch, "loss": e.loss, "val_loss": e.val_loss, "iou": e.iou, "val_iou": e.val_iou,
+         "learning_rate": e.learning_rate, "seconds": e.seconds, "preview_file": e.preview_file}
+        for e in epochs(session, run_id)
+    ]
+
+
+def batch_rows(session: Session, run_id: int) -> list[dict]:
+    """Per-batch loss as plain dicts."""
+    return [{"step": b.step, "epoch": b.epoch, "loss": b.loss} for b in batches(session, run_id)]
 
 
 def delete_run(session: Session, run_id: int) -> None:

@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("stop_requested", sa.Boolean(), nullable=False),
         sa.Column("model_config", sa.JSON(), nullable=False),
         sa.Column("train_config", sa.JSON(), nullable=False),
-        sa.Column("initial_model_version_id", sa.Integer(), nullable=True),
+        sa.Column("initial_model", sa.String(512), nullable=True),
         sa.Column("train_photo_ids", sa.JSON(), nullable=False),
         sa.Column("validation_photo_ids", sa.JSON(), nullable=False),
         sa.Column("epoch", sa.Integer(), nullable=False),

@@ -1,0 +1,110 @@
+"""End-to-end colour splash of a 12-megapixel JPEG: read + decode, predict, composite, write JPEG.
+
+    .venv/bin/python bench/splash_speed.py [--model best|ID|PATH] [--runs 5] [--effect grey]
+
+Without --model it uses the best version in CATSEG_HOME, else a freshly built
+default-architecture model (random weights: the timing is the same as a trained one).
+Prints one JSON object. Targets: median <= 1.0 s and peak memory <= 1.5 GB on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPOSITORY_ROOT))
+SEED_PHOTOS = REPOSITORY_ROOT.parent / "shared" / "data" / "seed-cats" / "input"
+WIDTH, HEIGHT = 4000, 3000
+
+
+def make_photo(path: Path) -> str:
+    """Write a 4000x3000 JPEG: a real seed-cats photo upscaled, or a synthetic one."""
+    import cv2
+
+    candidates = sorted(SEED_PHOTOS.glob("*.jpg")) if SEED_PHOTOS.is_dir() else []
+    if candidates:
+        photo = cv2.imread(str(candidates[0]), cv2.IMREAD_COLOR)
+        source = f"seed-cats/{candidates[0].name} upscaled"
+    else:
+        generator = np.random.default_rng(0)
+        photo = generator.integers(0, 255, size=(300, 400, 3), dtype=np.uint8)
+        cv2.ellipse(photo, (200, 150), (100, 80), 0, 0, 360, (40, 140, 230), -1)
+        source = "synthetic"
+    big = cv2.resize(photo, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
+    # A little noise so the JPEG is as hard to decode as a real camera photo, not a smooth upscale.
+    noise = np.random.default_rng(1).integers(-6, 7, size=big.shape, dtype=np.int16)
+    big = np.clip(big.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return source
+
+
+def default_model(folder: Path) -> tuple[Path, str]:
+    """A saved default-architecture model with random weights."""
+    from catseg.config import ModelConfig, TrainConfig
+    from catseg.models import build_model, save_model_version
+
+    config = ModelConfig()
+    directory = save_model_version(build_model(config), config, TrainConfig(), {}, folder / "random-model")
+    return directory, f"random {config.architecture} {config.image_size}px"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="best | version id | model folder (default: best, else random)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--effect", default="grey")
+    parser.add_argument("--feather", type=int, default=0)
+    arguments = parser.parse_args()
+
+    from catseg.compositing import SplashSettings
+    from catseg.predictor import Predictor, resolve_model, splash_file
+
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        photo_path = folder / "cat-12mp.jpg"
+        source = make_photo(photo_path)
+        try:
+            directory, model_name = resolve_model(arguments.model), arguments.model or "best"
+        except ValueError:
+            if arguments.model is not None:
+                raise
+            directory, model_name = default_model(folder)
+        predictor = Predictor(directory)
+        settings = SplashSettings(effect=arguments.effect, feather_px=arguments.feather)
+        output_path = folder / "splash.jpg"
+        splash_file(predictor, photo_path, output_path, settings)  # warm-up: first call traces the model
+        seconds = []
+        for _ in range(arguments.runs):
+            start = time.perf_counter()
+            written = splash_file(predictor, photo_path, output_path, settings)
+            seconds.append(time.perf_counter() - start)
+        import cv2
+
+        written_shape = cv2.imread(str(written), cv2.IMREAD_UNCHANGED).shape
+    # ru_maxrss is in kilobytes on Linux: the peak of the whole process, TensorFlow included.
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        "megapixels": round(WIDTH * HEIGHT / 1e6, 1),
+        "median_seconds": round(statistics.median(seconds), 3),
+        "min_seconds": round(min(seconds), 3),
+        "peak_memory_mb": round(peak_mb, 1),
+        "runs": arguments.runs,
+        "model": model_name,
+        "input_size": predictor.input_size,
+        "effect": arguments.effect,
+        "photo": source,
+        "output_shape": list(written_shape),
+    }))
+
+
+if __name__ == "__main__":
+    main()

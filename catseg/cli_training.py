@@ -1,0 +1,83 @@
+"""`python -m catseg train` (foreground) and `train-worker` (the page's background process)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+from catseg.cli import EXTRA_COMMANDS
+
+
+def command_train(arguments: argparse.Namespace) -> int:
+    import dataclasses
+
+    from catseg.config import ModelConfig, TrainConfig
+    from catseg.runs import execute_run, local_stop_request, plan_run
+
+    model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
+    model_config = ModelConfig(**{k: v for k, v in model_overrides.items() if v is not None})
+    train_overrides = {"epochs": arguments.epochs, "batch_size": arguments.batch_size,
+                       "learning_rate": arguments.learning_rate, "max_seconds": arguments.max_seconds,
+                       "validation_fraction": arguments.validation_fraction, "seed": arguments.seed}
+    train_config = dataclasses.replace(TrainConfig(), **{k: v for k, v in train_overrides.items() if v is not None})
+    if arguments.no_time_limit:
+        train_config = dataclasses.replace(train_config, max_seconds=None)
+    run_id = plan_run(model_config, train_config, arguments.from_model)
+    print(f"Training run #{run_id}: {model_config.architecture} at {model_config.image_size} px "
+          f"(Ctrl+C stops it and keeps the best epoch so far).", file=sys.stderr)
+    def stop_gently(signal_number, frame) -> None:
+        # First Ctrl+C: finish the batch, keep the best epoch. A second one interrupts at once.
+        print("\nStopping after this batch; the best epoch so far is kept (Ctrl+C again to abort).", file=sys.stderr)
+        local_stop_request.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def announce(epoch: int, logs: dict, seconds: float) -> None:
+        print(f"epoch {epoch}: loss {logs.get('loss', float('nan')):.3f}, IoU {logs.get('iou', float('nan')):.3f}, "
+              f"validation IoU {logs.get('val_iou', float('nan')):.3f} ({seconds:.0f} s)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, stop_gently)
+    summary = execute_run(run_id, announce)
+    if arguments.json:
+        print(json.dumps(summary))
+    else:
+        print(f"Run #{run_id} {summary['status']}: best validation IoU {summary['best_val_iou']:.3f} at epoch "
+              f"{summary['best_epoch']} of {summary['epochs']} in {summary['seconds']:.0f} s; "
+              f"model version #{summary['model_id']}.")
+    return 0
+
+
+def command_train_worker(arguments: argparse.Namespace) -> int:
+    from catseg.runs import execute_run
+
+    summary = execute_run(arguments.run_id)
+    print(json.dumps(summary))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    from catseg.config import ARCHITECTURES
+
+    training = commands.add_parser("train", help="train a U-Net on the labelled photos (in the foreground)")
+    training.add_argument("--arch", choices=ARCHITECTURES, help="network (default: unet)")
+    training.add_argument("--size", type=int, help="model input size in pixels, a multiple of 32")
+    training.add_argument("--epochs", type=int)
+    training.add_argument("--batch-size", type=int)
+    training.add_argument("--learning-rate", type=float)
+    training.add_argument("--max-seconds", type=float, help="wall-time budget (default from the recipe)")
+    training.add_argument("--validation-fraction", type=float, help="share of photos held out (default 0.25)")
+    training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")
+    training.add_argument("--no-time-limit", action="store_true", help="train for all epochs")
+    training.add_argument("--pretrained", action="store_true", default=None,
+                          help="ImageNet weights for the mobilenet_unet encoder (needs internet once)")
+    training.add_argument("--from-model", help="fine-tune from a model: starter, best, a version id, or a model folder")
+    training.add_argument("--json", action="store_true", help="last line: JSON summary")
+    training.set_defaults(handler=command_train)
+
+    worker = commands.add_parser("train-worker", help=argparse.SUPPRESS)
+    worker.add_argument("run_id", type=int)
+    worker.set_defaults(handler=command_train_worker)
+
+
+EXTRA_COMMANDS.append(register)

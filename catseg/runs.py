@@ -1,0 +1,273 @@
+"""Training runs as their own OS processes, reporting through the database.
+
+`start_run` (the Train page) records a run and launches `python -m catseg train-worker ID`
+in a new process session, so a browser refresh, a second tab or a crashed Streamlit script
+never touches it. `execute_run` is that worker's body (and the CLI's `train`, which runs it
+in the foreground). `reap_dead_runs` marks runs whose process has gone as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+import storage
+from catseg.config import ModelConfig, TrainConfig
+from storage import dataset, runs
+
+# The worker beats at least this often while it trains (every batch, throttled).
+HEARTBEAT_SECONDS = 2.0
+# A run whose heartbeat is older than this is dead, though its PID may have been reused.
+# Loading photos and building the model can take a while before the first batch.
+STALE_AFTER = timedelta(seconds=20)
+STARTUP_GRACE = timedelta(seconds=120)
+MINIMUM_LABELLED = 4
+# Set by the CLI's Ctrl+C handler: stop after the current batch, like the page's Stop button.
+local_stop_request = threading.Event()
+
+
+def _process_alive(process_id: int | None) -> bool:
+    if not process_id:
+        return False
+    import psutil
+
+    try:
+        process = psutil.Process(process_id)
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def reap_dead_runs() -> list[int]:
+    """Mark active runs whose process has died (kill -9, out of memory, reboot) as failed."""
+    failed = []
+    with storage.begin() as session:
+        active = runs.active_run(session)
+        if active is None:
+            return failed
+        beat_limit = STARTUP_GRACE if active.batches_per_epoch == 0 else STALE_AFTER
+        stale = bool(runs.stale_runs(session, beat_limit))
+        if active.process_id and not _process_alive(active.process_id):
+            reason = "The training process ended unexpectedly (killed, or out of memory)."
+        elif stale:
+            reason = f"The training process stopped responding (no heartbeat for {beat_limit.seconds} s)."
+        else:
+            return failed
+        log_tail = _log_tail(active.id)
+        runs.finish_run(session, active.id, "failed", reason + (f"\n\nLast lines of its log:\n{log_tail}" if log_tail else ""))
+        failed.append(active.id)
+    return failed
+
+
+def run_folder(run_id: int) -> Path:
+    return runs.runs_folder() / str(run_id)
+
+
+def _log_tail(run_id: int, lines: int = 12) -> str:
+    path = run_folder(run_id) / "log.txt"
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def plan_run(model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None) -> int:
+    """Record a new run over the labelled photos (split fixed by the seed); returns its id.
+
+    `initial_model` ("starter", a version id, or a model folder) fine-tunes that model; its
+    architecture and input size then replace `model_config`.
+    """
+    from catseg.models import read_card
+    from catseg.pipeline import split_indices
+    from catseg.predictor import resolve_model
+
+    if initial_model is not None:
+        directory = resolve_model(initial_model)  # ValueError with a clear message if it is gone
+        model_config = ModelConfig.from_dict(read_card(directory)["model_config"])
+        if not initial_model.isdigit() and initial_model != "starter":
+            initial_model = str(directory)
+
+    reap_dead_runs()
+    with storage.begin() as session:
+        pairs = dataset.labelled_pairs(session)
+        if len(pairs) < MINIMUM_LABELLED:
+            raise ValueError(
+                f"Training needs at least {MINIMUM_LABELLED} labelled photos; the dataset has {len(pairs)}. "
+                "Label more on the Annotate page or import a labelled folder."
+            )
+        train_indices, validation_indices = split_indices(len(pairs), train_config.validation_fraction, train_config.seed)
+        run = runs.create_run(
+            session,
+            model_config.to_dict(),
+            train_config.to_dict(),
+            [pairs[i][0] for i in train_indices],
+            [pairs[i][0] for i in validation_indices],
+            initial_model,
+        )
+        return run.id
+
+
+def start_run(model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None) -> int:
+    """Record a run and launch its worker process in the background; returns the run id."""
+    run_id = plan_run(model_config, train_config, initial_model)
+    folder = run_folder(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / "log.txt"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "catseg", "train-worker", str(run_id)],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # survives the Streamlit script and its reruns
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+    with storage.begin() as session:
+        runs.set_process(session, run_id, process.pid, str(log_path))
+    return run_id
+
+
+def stop_run(run_id: int) -> None:
+    """Ask a run to stop after its current batch; its best epoch so far is kept."""
+    with storage.begin() as session:
+        runs.request_stop(session, run_id)
+
+
+class _Reporter:
+    """Batches database writes so that reporting costs little next to training."""
+
+    def __init__(self, run_id: int, announce=None) -> None:
+        self.run_id = run_id
+        self.announce = announce
+        self.pending: list[tuple[int, int, float]] = []
+        self.last_flush = 0.0
+        self.stop_requested = False
+        self.step = 0
+        self.epoch_started = time.monotonic()
+
+    def on_batch(self, epoch: int, batch: int, batches_per_epoch: int, loss: float) -> None:
+        self.step += 1
+        self.pending.append((self.step, epoch + 1, loss if np.isfinite(loss) else float("nan")))
+        if time.monotonic() - self.last_flush >= HEARTBEAT_SECONDS or batch + 1 == batches_per_epoch:
+            self.flush(epoch, batch + 1)
+
+    def flush(self, epoch: int, batch: int) -> None:
+        with storage.begin() as session:
+            runs.record_batches(session, self.run_id, self.pending, epoch, batch)
+            self.stop_requested = runs.heartbeat(session, self.run_id)
+        self.pending = []
+        self.last_flush = time.monotonic()
+
+    def should_stop(self) -> bool:
+        return self.stop_requested or local_stop_request.is_set()
+
+    def on_epoch(self, epoch: int, logs: dict[str, float], preview: np.ndarray) -> None:
+        from catseg.images import encode_jpeg
+        from storage.files import atomic_write
+
+        preview_path = run_folder(self.run_id) / f"epoch-{epoch + 1:03d}.jpg"
+        atomic_write(preview_path, encode_jpeg(preview, 88))
+        seconds = time.monotonic() - self.epoch_started
+        self.epoch_started = time.monotonic()
+        with storage.begin() as session:
+            runs.record_epoch(session, self.run_id, epoch + 1, logs, seconds, preview_path.name)
+            self.stop_requested = runs.heartbeat(session, self.run_id)
+        if self.announce is not None:
+            self.announce(epoch + 1, logs, seconds)
+
+
+def execute_run(run_id: int, announce=None) -> dict:
+    """Train run `run_id` in this process, keep its best epoch as a model version; returns a summary.
+
+    `announce(epoch, logs, seconds)`, if given, is told about every finished epoch (the CLI prints it).
+    """
+    from catseg.models import save_model_version
+    from catseg.training import train
+
+    started = time.monotonic()
+    try:
+        with storage.begin() as session:
+            run = runs.get_run(session, run_id)
+            model_config = ModelConfig.from_dict(run.model_config)
+            train_config = TrainConfig.from_dict(run.train_config)
+            by_id = {photo_id: (photo, mask) for photo_id, photo, mask in dataset.labelled_pairs(session)}
+            train_pairs = [by_id[i] for i in run.train_photo_ids if i in by_id]
+            validation_pairs = [by_id[i] for i in run.validation_photo_ids if i in by_id]
+            initial_spec = run.initial_model
+            batches_per_epoch = -(-len(train_pairs) // train_config.batch_size)
+            runs.mark_running(session, run_id, os.getpid(), batches_per_epoch)
+        initial = None
+        if initial_spec is not None:
+            from catseg.predictor import resolve_model
+
+            initial = resolve_model(initial_spec)
+        reporter = _Reporter(run_id, announce)
+        result = train(
+            None if initial else model_config, train_config, train_pairs, validation_pairs,
+            on_batch=reporter.on_batch, on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
+            initial_model_directory=initial,
+        )
+        best = result.best_metrics
+        version = None
+        if best:
+            directory = runs.models_folder() / f"run-{run_id}"
+            save_model_version(
+                result.model, result.model_config, train_config,
+                {**{k: float(v) for k, v in best.items()}, "run_id": run_id,
+                 "train_photos": len(train_pairs), "validation_photos": len(validation_pairs)},
+                directory,
+            )
+            with storage.begin() as session:
+                version = runs.add_model_version(
+                    session, run_id, f"run {run_id}", directory, result.model_config.architecture,
+                    result.model_config.image_size, float(best.get("val_iou", float("nan"))),
+                    {k: float(v) for k, v in best.items()},
+                )
+        status = "stopped" if result.stop_reason == "requested" else "finished"
+        local_stop_request.clear()
+        seconds = time.monotonic() - started
+        with storage.begin() as session:
+            runs.finish_run(session, run_id, status, seconds=seconds)
+        return {
+            "run_id": run_id, "model_id": version.id if version else None, "status": status,
+            "stop_reason": result.stop_reason, "best_val_iou": float(best.get("val_iou", float("nan"))) if best else None,
+            "best_epoch": int(best["epoch"]) + 1 if best else None, "epochs": result.epochs_run,
+            "seconds": round(seconds, 1),
+        }
+    except BaseException as error:
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if not isinstance(error, (ValueError, KeyboardInterrupt)):
+            traceback.print_exc()  # into the run's log for whoever debugs it
+        with storage.begin() as session:
+            runs.finish_run(session, run_id, "stopped" if isinstance(error, KeyboardInterrupt) else "failed",
+                            error=message, seconds=time.monotonic() - started)
+        raise
+
+
+def describe_progress(run: runs.RunView, epoch_rows: list[dict]) -> tuple[float, str]:
+    """(fraction done, "epoch 3 of 40 · batch 5 of 8 · about 4 min left") for a progress bar."""
+    train = TrainConfig.from_dict(run.train_config)
+    if run.batches_per_epoch == 0:
+        return 0.0, "Loading photos and building the model…"
+    done_batches = run.epoch * run.batches_per_epoch + run.batch
+    fraction_by_epochs = done_batches / (train.epochs * run.batches_per_epoch)
+    elapsed = sum(row["seconds"] for row in epoch_rows)
+    fraction_by_time = 0.0
+    if train.max_seconds and run.started_at is not None:
+        from storage.models import utc_now
+
+        running_for = (utc_now() - run.started_at).total_seconds()
+        fraction_by_time = running_for / train.max_seconds
+        elapsed = running_for
+    fraction = min(1.0, max(fraction_by_epochs, fraction_by_time))
+    text = f"Epoch {min(run.epoch + 1, train.epochs)} of {train.epochs} · batch {run.batch} of {run.batches_per_epoch}"
+    if fraction > 0.02 and elapsed > 0:
+        left = elapsed * (1 - fraction) / fraction
+        text += f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
+    return fraction, text

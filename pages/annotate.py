@@ -1,0 +1,422 @@
+"""Annotate: paint, erase, outline or box the cat on each photo and save a full-resolution mask.
+
+Everything drawn stays a pending (unsaved) edit of this photo until Save; each save is a
+new mask revision, so "Undo last save" can always step back one.
+"""
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+import storage
+from catseg import annotation
+from catseg.annotation import CanvasView
+from catseg.compositing import overlay_mask
+from catseg.predictor import resolve_model
+from storage import dataset
+
+MAX_CANVAS_WIDTH = 900
+MAX_CANVAS_HEIGHT = 700
+ZOOMS = [1, 2, 4]
+TOOLS = {
+    "brush": "🖌️ Brush",
+    "eraser": "🧽 Eraser",
+    "polygon_add": "⬠ Polygon add",
+    "polygon_remove": "⬠ Polygon remove",
+    "box": "▭ Box → GrabCut",
+}
+TOOL_HINTS = {
+    "brush": "Paint over the cat.",
+    "eraser": "Paint over what is not cat.",
+    "polygon_add": "Click around the cat; click the first corner again to close the outline.",
+    "polygon_remove": "Click around what is not cat; click the first corner again to close it.",
+    "box": "Drag a box around the whole cat; GrabCut cuts it out when you let go.",
+}
+PENDING = "annotate_pending"  # {"photo_id", "mask", "source"}: the edited, unsaved mask
+CONTEXT = "annotate_context"  # what the last run showed, for the callbacks of the next one
+COUNTER = "annotate_edit_counter"  # part of the canvas key: bumping it clears the canvas
+MESSAGE = "annotate_message"  # (kind, text) shown once after a callback
+QUERY_WRITTEN = "annotate_query_written"
+
+
+# --- state helpers ------------------------------------------------------------------------
+
+def say(kind: str, text: str) -> None:
+    """Show a message on the next run (callbacks run before the page is drawn)."""
+    st.session_state[MESSAGE] = (kind, text)
+
+
+def clear_canvas() -> None:
+    st.session_state[COUNTER] = st.session_state.get(COUNTER, 0) + 1
+
+
+def pending_for(photo_id: int) -> dict | None:
+    pending = st.session_state.get(PENDING)
+    return pending if pending is not None and pending["photo_id"] == photo_id else None
+
+
+def set_pending(photo_id: int, mask: np.ndarray, source: str) -> None:
+    st.session_state[PENDING] = {"photo_id": photo_id, "mask": mask, "source": source}
+
+
+def combined_source(previous: str | None, action: str) -> str:
+    """Any hand edit makes the mask "painted"; an automatic tool names it until someone paints."""
+    return "painted" if action == "painted" or previous == "painted" else action
+
+
+def drawing_in_state(canvas_key: str):
+    """The canvas's latest Fabric JSON, straight from its widget state (None before any drawing).
+
+    Read from session state rather than from the last st_canvas return value so a button
+    clicked right after a stroke still sees that stroke.
+    """
+    state = st.session_state.get(canvas_key)
+    if not isinstance(state, dict):
+        return None
+    return (state.get("drawing") or {}).get("raw")
+
+
+def stored_mask(photo_id: int) -> np.ndarray | None:
+    with storage.begin() as session:
+        return dataset.load_mask(session, photo_id)
+
+
+def working_state(context: dict) -> tuple[np.ndarray, str | None, bool]:
+    """(mask with every unsaved edit, its source, whether anything is unsaved) for the shown photo."""
+    view: CanvasView = context["view"]
+    pending = pending_for(context["photo_id"])
+    base = pending["mask"] if pending else stored_mask(context["photo_id"])
+    # Boxes are cut out as soon as they are drawn (main script), so only strokes are left here.
+    edit = annotation.edit_from_canvas(drawing_in_state(context["canvas_key"]), view, base)
+    source = pending["source"] if pending else None
+    if edit.painted:
+        source = combined_source(source, "painted")
+    return edit.mask, source, bool(pending) or edit.painted
+
+
+def next_unlabelled_id(all_ids: list[int], unlabelled: set[int], current: int) -> int | None:
+    """The first unlabelled photo after the current one, wrapping round; None when there is none."""
+    start = all_ids.index(current) if current in all_ids else -1
+    for offset in range(1, len(all_ids) + 1):
+        candidate = all_ids[(start + offset) % len(all_ids)]
+        if candidate in unlabelled and candidate != current:
+            return candidate
+    return None
+
+
+# --- callbacks (run before the page is drawn, with the previous run's context) -----------
+
+def guarded(action):
+    """Run a callback; a failure becomes a message on the page, never a traceback."""
+    def run(*arguments):
+        context = st.session_state.get(CONTEXT)
+        if context is None:
+            return
+        try:
+            action(context, *arguments)
+        except (ValueError, OSError) as error:
+            say("error", str(error))
+    return run
+
+
+@guarded
+def fold_canvas(context: dict) -> None:
+    """Move the canvas strokes into the pending mask before the canvas is redrawn (zoom, tool...)."""
+    view: CanvasView = context["view"]
+    edit = annotation.edit_from_canvas(drawing_in_state(context["canvas_key"]), view, None)
+    if edit.painted:
+        mask, source, _ = working_state(context)
+        set_pending(context["photo_id"], mask, source or "painted")
+        clear_canvas()
+
+
+@guarded
+def go_to(context: dict, photo_id: int) -> None:
+    st.session_state.pop(PENDING, None)
+    st.session_state["annotate_photo_id"] = photo_id
+    clear_canvas()
+
+
+@guarded
+def jump(context: dict) -> None:
+    st.session_state.pop(PENDING, None)
+    st.session_state["annotate_photo_id"] = st.session_state["annotate_jump"]
+    clear_canvas()
+
+
+@guarded
+def save(context: dict, then_next: bool) -> None:
+    mask, source, dirty = working_state(context)
+    photo_id = context["photo_id"]
+    if not dirty:
+        say("info", "Nothing to save: draw on the photo first.")
+        return
+    with storage.begin() as session:
+        dataset.save_mask(session, photo_id, mask, source or "painted")
+    st.session_state.pop(PENDING, None)
+    clear_canvas()
+    if not then_next:
+        say("success", f"Saved the mask of photo #{photo_id}.")
+        return
+    with storage.begin() as session:
+        all_ids = dataset.photo_ids(session, "all")
+        unlabelled = set(dataset.photo_ids(session, "unlabelled"))
+    following = next_unlabelled_id(all_ids, unlabelled, photo_id)
+    if following is None:
+        say("success", f"Saved photo #{photo_id}. Every photo is labelled now 🎉")
+    else:
+        st.session_state["annotate_photo_id"] = following
+        say("success", f"Saved photo #{photo_id}; here is the next unlabelled one.")
+
+
+@guarded
+def fill_holes(context: dict) -> None:
+    mask, source, _ = working_state(context)
+    set_pending(context["photo_id"], annotation.fill_holes(mask), combined_source(source, "painted"))
+    clear_canvas()
+
+
+@guarded
+def clear_mask(context: dict) -> None:
+    view: CanvasView = context["view"]
+    set_pending(context["photo_id"], annotation.clear(view.photo_shape), "painted")
+    clear_canvas()
+
+
+@guarded
+def discard(context: dict) -> None:
+    st.session_state.pop(PENDING, None)
+    clear_canvas()
+    say("info", "Unsaved changes discarded.")
+
+
+@guarded
+def undo(context: dict) -> None:
+    with storage.begin() as session:
+        previous = dataset.undo_mask(session, context["photo_id"])
+    st.session_state.pop(PENDING, None)
+    clear_canvas()
+    say("success", "Restored the previous mask." if previous is not None
+        else "Removed the only saved mask: this photo is unlabelled again.")
+
+
+# --- cached loading ------------------------------------------------------------------------
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def photo_pixels(photo_id: int, added_at: str) -> np.ndarray:
+    """The full-resolution upright photo; added_at tells a re-used id from the old photo."""
+    with storage.begin() as session:
+        return dataset.load_photo(session, photo_id)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def load_predictor(directory: str):
+    # Imported here: loading a model pulls in TensorFlow, which only pre-fill needs.
+    from catseg.predictor import Predictor
+
+    return Predictor(directory)
+
+
+def available_model() -> str | None:
+    """The folder of the model pre-fill would use, or None while there is none."""
+    for spec in (None, "starter"):
+        try:
+            return str(resolve_model(spec))
+        except ValueError:
+            continue
+    return None
+
+
+# --- the page --------------------------------------------------------------------------------
+
+st.title("Annotate")
+if MESSAGE in st.session_state:
+    kind, text = st.session_state.pop(MESSAGE)
+    {"error": st.error, "success": st.success, "info": st.info, "warning": st.warning}[kind](text)
+
+with storage.begin() as session:
+    summaries = dataset.list_photos(session, "all", limit=1_000_000)
+if not summaries:
+    st.info("There are no photos to label yet. Add some on the Photos page first.")
+    st.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
+    st.stop()
+
+by_id = {summary.id: summary for summary in summaries}
+all_ids = [summary.id for summary in summaries]
+unlabelled = {summary.id for summary in summaries if not summary.is_labelled}
+
+# A link such as /annotate?photo=12 picks the photo; the page writes the parameter back
+# itself, so only a value it did not write (a link from elsewhere) moves it.
+photo_id = st.session_state.get("annotate_photo_id")
+requested = st.query_params.get("photo")
+if requested is not None and requested != st.session_state.get(QUERY_WRITTEN):
+    if requested.isdigit() and int(requested) in by_id:
+        photo_id = int(requested)
+    else:
+        st.warning(f"There is no photo #{requested}; showing another one.")
+if photo_id not in by_id:
+    photo_id = min(unlabelled) if unlabelled else all_ids[0]
+st.session_state["annotate_photo_id"] = photo_id
+st.query_params["photo"] = str(photo_id)
+st.session_state[QUERY_WRITTEN] = str(photo_id)
+current = by_id[photo_id]
+
+navigation_area = st.container()
+tool = st.segmented_control("Tool", list(TOOLS), format_func=TOOLS.get, default="brush", required=True,
+                            key="annotate_tool", on_change=fold_canvas)
+actions_area = st.container()
+canvas_column, controls_column = st.columns([3, 1], gap="medium")
+
+with controls_column:
+    brush_size = st.slider("Brush size (screen px)", 2, 80, 20, key="annotate_brush_size", on_change=fold_canvas,
+                           disabled=tool not in ("brush", "eraser"))
+    zoom = st.segmented_control("Zoom", ZOOMS, format_func=lambda z: f"{z}x", default=1, required=True,
+                                key="annotate_zoom", on_change=fold_canvas)
+    zoom_x = st.slider("Zoom centre, across (% of the photo)", 0, 100, 50, key="annotate_zoom_x",
+                       on_change=fold_canvas, disabled=zoom == 1)
+    zoom_y = st.slider("Zoom centre, down (% of the photo)", 0, 100, 50, key="annotate_zoom_y",
+                       on_change=fold_canvas, disabled=zoom == 1)
+    show_mask = st.toggle("Show mask", value=True, key="annotate_show_mask", on_change=fold_canvas)
+    opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity", on_change=fold_canvas,
+                        disabled=not show_mask)
+
+if zoom == 1:
+    view = CanvasView.fit(current.width, current.height, MAX_CANVAS_WIDTH, MAX_CANVAS_HEIGHT)
+else:
+    view = CanvasView.zoomed(current.width, current.height, current.width * zoom_x / 100,
+                             current.height * zoom_y / 100, zoom, MAX_CANVAS_WIDTH, MAX_CANVAS_HEIGHT)
+canvas_key = f"annotate_canvas_{photo_id}_{zoom}_{view.x0}_{view.y0}_{st.session_state.get(COUNTER, 0)}"
+context = {"photo_id": photo_id, "view": view, "canvas_key": canvas_key}
+st.session_state[CONTEXT] = context
+
+try:
+    photo = photo_pixels(photo_id, current.created_at.isoformat())
+    saved_mask = stored_mask(photo_id)
+except (ValueError, OSError) as error:
+    photo = saved_mask = None
+    load_error = f"Photo #{photo_id} could not be read ({error}). Delete it on the Photos page or pick another."
+pending = pending_for(photo_id)
+base_mask = pending["mask"] if pending else saved_mask if saved_mask is not None else annotation.clear(view.photo_shape)
+drawing = drawing_in_state(canvas_key)
+try:
+    edit = annotation.edit_from_canvas(drawing, view, base_mask)
+except ValueError as error:
+    # A drawing the page cannot read is dropped with a word, not a traceback.
+    say("error", f"That drawing could not be used: {error}")
+    clear_canvas()
+    st.rerun()
+
+if edit.boxes and photo is not None:
+    # A box is cut out as soon as it is drawn; the answer becomes the pending mask to correct.
+    with canvas_column, st.spinner("GrabCut is cutting out the cat…"):
+        try:
+            edit = annotation.edit_from_canvas(drawing, view, base_mask, photo)
+        except ValueError as error:
+            say("error", f"GrabCut could not use that box: {error}")
+        else:
+            previous = pending["source"] if pending else None
+            if edit.painted:
+                previous = combined_source(previous, "painted")
+            set_pending(photo_id, edit.mask, combined_source(previous, "grabcut"))
+    clear_canvas()
+    st.rerun()
+
+dirty = pending is not None or edit.painted
+
+with navigation_area:
+    position = all_ids.index(photo_id)
+    labelled_count = len(all_ids) - len(unlabelled)
+    st.progress(labelled_count / len(all_ids), text=f"{labelled_count} of {len(all_ids)} labelled")
+    previous_column, next_column, unlabelled_column, jump_column = st.columns([1, 1, 1.4, 3],
+                                                                                vertical_alignment="bottom")
+    following_unlabelled = next_unlabelled_id(all_ids, unlabelled, photo_id)
+    previous_column.button("Previous", icon="⬅️", key="annotate_previous", width="stretch",
+                           disabled=dirty or position == 0,
+                           on_click=go_to, args=(all_ids[position - 1],) if position > 0 else (photo_id,))
+    next_column.button("Next", icon="➡️", key="annotate_next", width="stretch",
+                       disabled=dirty or position == len(all_ids) - 1,
+                       on_click=go_to, args=(all_ids[min(position + 1, len(all_ids) - 1)],))
+    unlabelled_column.button("Next unlabelled", icon="⏭️", key="annotate_next_unlabelled", width="stretch",
+                             disabled=dirty or following_unlabelled is None,
+                             on_click=go_to, args=(following_unlabelled,))
+    st.session_state["annotate_jump"] = photo_id
+    jump_column.selectbox(
+        f"Photo {position + 1} of {len(all_ids)}", all_ids, key="annotate_jump", on_change=jump, disabled=dirty,
+        format_func=lambda i: f"#{i} · {by_id[i].original_name[:40]} · "
+                              f"{'no mask' if i in unlabelled else by_id[i].mask_source}")
+    if dirty:
+        st.warning("Unsaved changes on this photo: **Save** them or **Discard changes** before moving on.",
+                   icon="✏️")
+
+if photo is None:
+    st.error(load_error)
+    st.stop()
+
+model_directory = available_model()
+with actions_area:
+    with storage.begin() as session:
+        revisions = dataset.mask_revision_count(session, photo_id)
+    fill_column, clear_column, undo_column, discard_column, save_column, save_next_column = st.columns(6)
+    fill_column.button("Fill holes", key="annotate_fill_holes", on_click=fill_holes, width="stretch",
+                       help="Fill every gap enclosed by the mask.")
+    clear_column.button("Clear mask", key="annotate_clear", on_click=clear_mask, width="stretch",
+                        help="Start this photo's mask from nothing (stored only when you save).")
+    undo_column.button("Undo last save", key="annotate_undo", on_click=undo, width="stretch",
+                       disabled=revisions == 0 or dirty,
+                       help="Back to the mask saved before the last save." if not dirty
+                       else "Save or discard your changes first.")
+    discard_column.button("Discard changes", key="annotate_discard", on_click=discard, width="stretch",
+                          disabled=not dirty)
+    save_column.button("Save", type="primary", icon="💾", key="annotate_save", on_click=save, args=(False,),
+                       width="stretch", disabled=not dirty)
+    save_next_column.button("Save and next", type="primary", key="annotate_save_next", on_click=save,
+                            args=(True,), width="stretch", disabled=not dirty,
+                            help="Save, then open the next unlabelled photo.")
+
+if model_directory is not None:
+    with controls_column:
+        st.divider()
+        prefill = st.button("Pre-fill from model", icon="🤖", key="annotate_prefill", width="stretch",
+                            disabled=dirty, help="Start from the model's mask and correct it."
+                            if not dirty else "Save or discard your changes first.")
+        if prefill:
+            try:
+                with st.spinner("The model is looking for the cat…"):
+                    probability = load_predictor(model_directory).probability(photo)
+            except (ValueError, OSError) as error:
+                st.error(f"The model could not be used: {error}")
+            else:
+                set_pending(photo_id, np.where(probability >= 0.5, 255, 0).astype(np.uint8), "model")
+                clear_canvas()
+                st.rerun()
+
+with canvas_column:
+    # Imported here: the component registers itself with the running app when imported.
+    from streamlit_drawable_canvas import st_canvas
+
+    background = view.render_background(photo)
+    if show_mask and np.any(base_mask):
+        background = overlay_mask(background, view.render_mask(base_mask), colour=annotation.ADD_COLOUR,
+                                  opacity=float(opacity))
+    erasing = tool in ("eraser", "polygon_remove")
+    stroke_colour = annotation.BOX_COLOUR if tool == "box" else (
+        annotation.ERASE_COLOUR if erasing else annotation.ADD_COLOUR)
+    fill_colour = annotation.BOX_FILL_COLOUR if tool == "box" else (
+        annotation.ERASE_FILL_COLOUR if erasing else annotation.ADD_FILL_COLOUR)
+    st.caption(TOOL_HINTS[tool])
+    st_canvas(
+        fill_color=fill_colour,
+        stroke_width=brush_size if tool in ("brush", "eraser") else 2,
+        stroke_color=stroke_colour,
+        background_image=Image.fromarray(background),
+        update_streamlit=True,
+        width=view.canvas_width,
+        height=view.canvas_height,
+        drawing_mode={"brush": "freedraw", "eraser": "freedraw", "box": "rect"}.get(tool, "polygon"),
+        initial_drawing=None,
+        key=canvas_key,
+    )
+    source = pending["source"] if pending else (current.mask_source or "no mask yet")
+    region = "" if zoom == 1 else f" · showing ({view.x0}, {view.y0})–({view.x1}, {view.y1}) at {zoom}x"
+    st.caption(f"#{photo_id} {current.original_name} · {current.width}×{current.height} px · "
+               f"mask: {source}{' (unsaved)' if dirty else ''}{region}")

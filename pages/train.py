@@ -1,0 +1,187 @@
+"""Train: choose a recipe, start a run in the background, watch it learn, compare runs."""
+
+import pandas as pd
+import streamlit as st
+
+import storage
+from catseg.config import ModelConfig, TrainConfig
+from catseg.predictor import starter_model_available
+from catseg.runs import MINIMUM_LABELLED, describe_progress, reap_dead_runs, run_folder, start_run, stop_run
+from storage import dataset, runs
+
+ARCHITECTURE_LABELS = {
+    "unet": "Recommended U-Net (batch norm)",
+    "mobilenet_unet": "MobileNetV2 U-Net",
+    "tutorial": "Tutorial U-Net (for comparison)",
+}
+STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "✋", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+DEFAULT_MODEL, DEFAULT_TRAINING = ModelConfig(), TrainConfig()
+
+st.title("Train")
+
+with storage.begin() as session:
+    numbers = dataset.counts(session)
+    versions = runs.list_model_versions(session)
+
+
+def epoch_charts(run_id: int) -> None:
+    """Loss and IoU, train against validation, per epoch; loss per batch underneath."""
+    with storage.begin() as session:
+        epoch_table = pd.DataFrame(runs.epoch_rows(session, run_id))
+        batch_table = pd.DataFrame(runs.batch_rows(session, run_id))
+    if epoch_table.empty and batch_table.empty:
+        st.caption("Charts appear after the first batches.")
+        return
+    loss_column, iou_column = st.columns(2)
+    if not epoch_table.empty:
+        with loss_column:
+            st.markdown("**Loss** (lower is better)")
+            st.line_chart(epoch_table.set_index("epoch")[["loss", "val_loss"]].rename(
+                columns={"loss": "training", "val_loss": "validation"}), height=220)
+        with iou_column:
+            st.markdown("**Cat IoU** (higher is better, 1 = perfect)")
+            st.line_chart(epoch_table.set_index("epoch")[["iou", "val_iou"]].rename(
+                columns={"iou": "training", "val_iou": "validation"}), height=220)
+    if not batch_table.empty:
+        st.markdown("**Loss per batch**")
+        st.line_chart(batch_table.set_index("step")[["loss"]], height=160)
+    if not epoch_table.empty and epoch_table["preview_file"].notna().any():
+        last = epoch_table.dropna(subset=["preview_file"]).iloc[-1]
+        preview = run_folder(run_id) / last["preview_file"]
+        if preview.exists():
+            st.image(str(preview), caption=f"Validation photo after epoch {int(last['epoch'])}: "
+                     "photo · true mask · prediction", width="stretch")
+
+
+@st.fragment(run_every=2)
+def live_run() -> None:
+    """Refreshes on its own every 2 s; any tab or refresh shows the same run."""
+    reap_dead_runs()
+    with storage.begin() as session:
+        active = runs.active_run(session)
+    if active is None:
+        if st.session_state.get("train_watching") is not None:
+            # The run we watched has just ended: redraw the whole page (history, settings).
+            st.session_state["train_watching"] = None
+            st.rerun()
+        return
+    st.session_state["train_watching"] = active.id
+    with st.container(border=True):
+        header, stop_column = st.columns([5, 1], vertical_alignment="center")
+        header.subheader(f"{STATUS_ICONS[active.status]} Run #{active.id} · {active.status}")
+        if stop_column.button("Stop", icon="⏹️", key="train_stop", disabled=active.status == "stopping",
+                              help="Stops after the current batch and keeps the best epoch so far."):
+            stop_run(active.id)
+            st.rerun(scope="fragment")
+        with storage.begin() as session:
+            rows = runs.epoch_rows(session, active.id)
+        fraction, text = describe_progress(active, rows)
+        st.progress(fraction, text=text)
+        if active.best_val_iou is not None:
+            st.caption(f"Best validation IoU so far: **{active.best_val_iou:.3f}** (epoch {active.best_epoch})")
+        epoch_charts(active.id)
+
+
+with storage.begin() as session:
+    active_now = runs.active_run(session)
+
+if active_now is None:
+    with st.expander("New training run", expanded=True, icon="🚀"):
+        if numbers.labelled < MINIMUM_LABELLED:
+            st.info(f"Training needs at least {MINIMUM_LABELLED} labelled photos; you have {numbers.labelled}. "
+                    "Label photos on the Annotate page or import a labelled folder on the Photos page.")
+        st.caption(f"{numbers.labelled} labelled photos: {round(numbers.labelled * DEFAULT_TRAINING.validation_fraction)} "
+                   "are held out to measure the model; the rest teach it.")
+        model_column, training_column = st.columns(2)
+        with model_column:
+            # Fine-tuning a model that already knows cats beats random weights on a small dataset.
+            start_options = (["starter"] if starter_model_available() else []) + [str(v.id) for v in versions] + [None]
+            version_labels = {str(v.id): v.label for v in versions}
+            start_from = st.selectbox(
+                "Start from", start_options,
+                format_func=lambda option: "random weights (from scratch)" if option is None else
+                "the starter cat model (recommended)" if option == "starter" else f"model {version_labels[option]}",
+                key="train_start_from",
+                help="Fine-tuning a model that already knows cats learns faster than starting from scratch; "
+                     "it keeps that model's network and image size.")
+            architecture = st.selectbox("Network", list(ARCHITECTURE_LABELS), format_func=ARCHITECTURE_LABELS.get,
+                                        key="train_architecture", disabled=start_from is not None)
+            pretrained = False
+            if architecture == "mobilenet_unet":
+                pretrained = st.checkbox(
+                    "Start the encoder from ImageNet weights", value=False, key="train_pretrained",
+                    disabled=start_from is not None,
+                    help="Downloads about 9 MB from the internet once. Without internet the run stops with a clear message.")
+            image_size = st.select_slider("Image size (pixels)", options=[64, 96, 128, 160, 192, 224, 256],
+                                          value=DEFAULT_MODEL.image_size, key="train_image_size",
+                                          disabled=start_from is not None,
+                                          help="Larger sees finer edges but trains slower.")
+        with training_column:
+            minutes = st.slider("Time budget (minutes)", 1, 120, int((DEFAULT_TRAINING.max_seconds or 600) // 60),
+                                key="train_minutes")
+            epochs = st.number_input("Epochs (at most)", 1, 1000, DEFAULT_TRAINING.epochs, key="train_epochs")
+            batch_size = st.select_slider("Batch size", options=[2, 4, 8, 16, 32], value=DEFAULT_TRAINING.batch_size,
+                                          key="train_batch_size")
+            learning_rate = st.select_slider("Learning rate", options=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+                                             value=DEFAULT_TRAINING.learning_rate, key="train_learning_rate")
+            augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
+                                key="train_augment")
+            patience = st.number_input("Stop early after this many epochs without improvement (0 = never)",
+                                       0, 1000, DEFAULT_TRAINING.early_stopping_patience, key="train_patience")
+        if st.button("Start training", type="primary", icon="🚀", key="train_start",
+                     disabled=numbers.labelled < MINIMUM_LABELLED):
+            try:
+                # When fine-tuning, the run takes the starting model's own network and size.
+                model_config = ModelConfig(architecture=architecture, image_size=image_size, pretrained=pretrained)
+                train_config = TrainConfig(
+                    epochs=int(epochs), batch_size=batch_size, learning_rate=learning_rate, augment=augment,
+                    early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
+                    seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,
+                )
+                run_id = start_run(model_config, train_config, start_from)
+                st.session_state["train_watching"] = run_id
+                st.rerun()
+            except ValueError as error:
+                st.error(str(error))
+
+live_run()
+
+st.subheader("Runs")
+with storage.begin() as session:
+    history = runs.list_runs(session)
+    version_by_run = {v.run_id: v for v in runs.list_model_versions(session)}
+if not history:
+    st.caption("No runs yet.")
+else:
+    table = pd.DataFrame([
+        {
+            "run": run.id,
+            "status": f"{STATUS_ICONS.get(run.status, '')} {run.status}",
+            "network": run.model_config.get("architecture"),
+            "size": run.model_config.get("image_size"),
+            "epochs": run.epoch,
+            "best val IoU": run.best_val_iou,
+            "minutes": round((run.seconds or 0) / 60, 1),
+            "model": f"#{version_by_run[run.id].id}" if run.id in version_by_run else "",
+            "started": run.created_at.strftime("%Y-%m-%d %H:%M"),
+        }
+        for run in history
+    ])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"best val IoU": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.3f")})
+    for run in history:
+        if run.status == "failed" and run.error:
+            with st.expander(f"❌ Why run #{run.id} failed"):
+                st.code(run.error, language=None)
+    finished = [run.id for run in history if not run.is_active]
+    compare = st.multiselect("Compare runs (validation IoU per epoch)", finished, default=finished[:3],
+                             key="train_compare")
+    if compare:
+        with storage.begin() as session:
+            curves = {f"run {run_id}": {row["epoch"]: row["val_iou"] for row in runs.epoch_rows(session, run_id)}
+                      for run_id in compare}
+        st.line_chart(pd.DataFrame(curves), height=240)
+    inspect = st.selectbox("Look at a run", finished, key="train_inspect", index=None,
+                           placeholder="Choose a run to see its charts")
+    if inspect is not None:
+        epoch_charts(inspect)

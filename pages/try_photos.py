@@ -1,0 +1,186 @@
+"""Try: colour-splash photos with a trained model; the controls restyle without predicting again."""
+
+import hashlib
+
+import streamlit as st
+
+import storage
+from catseg.compositing import EFFECTS, SplashSettings, overlay_mask
+from catseg.images import SUPPORTED_SUFFIXES, PhotoRejected, decode_photo
+from catseg.predictor import (
+    Predictor,
+    encode_result,
+    probability_from_uint8,
+    probability_to_uint8,
+    shrink_for_preview,
+    splash,
+    zip_results,
+)
+from storage import dataset, runs
+
+# Sliders restyle a preview at most this long; downloads are always full resolution.
+PREVIEW_SIDE = 1600
+EFFECT_LABELS = {"grey": "Grey", "blur": "Blur", "colour": "Colour", "picture": "Picture", "transparent": "Transparent"}
+PHOTO_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES]
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
+def load_predictor(directory: str) -> Predictor:
+    return Predictor(directory)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def decoded_upload(digest: str, _data: bytes, name: str):
+    """The upright RGB photo of an upload (keyed by content, so a rerun does not decode again)."""
+    return decode_photo(_data, name).pixels
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def stored_photo(home: str, photo_id: int, created_at: str):
+    with storage.begin() as session:
+        return dataset.load_photo(session, photo_id)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def probability_map(model_key: str, photo_key: str, _predictor: Predictor, _photo):
+    """The model's probability map for one photo, stored as uint8: predicted once per (model, photo)."""
+    return probability_to_uint8(_predictor.probability(_photo))
+
+
+def full_result(photo, stored_probability, settings: SplashSettings, background):
+    """Full-resolution result bytes, made only when a download asks for them."""
+    return encode_result(splash(photo, probability_from_uint8(stored_probability), settings, background))[0]
+
+
+st.title("Try")
+
+with storage.begin() as session:
+    versions = runs.list_model_versions(session)
+    best = runs.best_model_version(session)
+    dataset_photos = dataset.list_photos(session, "all", limit=10_000)
+
+if not versions:
+    st.info(
+        "No trained model yet. Add photos and paint masks over the cats on the Photos page; "
+        "training a model on them comes next, and then you can colour-splash your photos here."
+    )
+    st.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
+    st.stop()
+
+by_id = {version.id: version for version in versions}
+version_ids = list(by_id)
+model_column, score_column = st.columns([4, 1], vertical_alignment="bottom")
+version_id = model_column.selectbox(
+    "Model version", version_ids, index=version_ids.index(best.id), format_func=lambda i: by_id[i].label,
+    key="try_model",
+)
+version = by_id[version_id]
+score_column.metric("Validation IoU", f"{version.val_iou:.3f}" if version.val_iou is not None else "–")
+
+source_uploads, source_dataset = st.columns(2)
+uploads = source_uploads.file_uploader(
+    "Photos to try", type=PHOTO_TYPES, accept_multiple_files=True, key="try_uploads",
+)
+labels = {photo.id: f"#{photo.id} {photo.original_name}" for photo in dataset_photos}
+chosen_ids = source_dataset.multiselect(
+    "…or photos from your dataset", list(labels), format_func=labels.get, key="try_dataset_photos",
+)
+
+# The five effects need a wide row of their own to stay readable.
+effect_column, mask_column = st.columns([3, 1], vertical_alignment="bottom")
+effect = effect_column.segmented_control(
+    "Background", list(EFFECTS), format_func=EFFECT_LABELS.get, default="grey", required=True, key="try_effect",
+)
+show_mask = mask_column.toggle("Show mask on original", key="try_show_mask")
+threshold_column, feather_column, colour_column = st.columns(3)
+threshold = threshold_column.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="try_threshold",
+                                    help="How sure the model must be that a pixel is cat.")
+feather = feather_column.slider("Soft edge (px)", 0, 40, 2, key="try_feather",
+                                help="Width of the blend between cat and background, in photo pixels.")
+colour = "#ffffff"
+background = None
+if effect == "colour":
+    colour = colour_column.color_picker("Background colour", "#ffffff", key="try_colour")
+if effect == "picture":
+    background_upload = st.file_uploader("Background picture", type=PHOTO_TYPES, key="try_background")
+    if background_upload is not None:
+        try:
+            background = decoded_upload(
+                hashlib.sha256(background_upload.getvalue()).hexdigest(), background_upload.getvalue(),
+                background_upload.name,
+            )
+        except PhotoRejected as error:
+            st.error(str(error))
+
+# Every photo to show: (name, cache key, RGB pixels). Bad uploads are reported and skipped.
+photos = []
+for upload in uploads or []:
+    data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        photos.append((upload.name, f"upload:{digest}", decoded_upload(digest, data, upload.name)))
+    except PhotoRejected as error:
+        st.error(str(error))
+if chosen_ids:
+    home = str(storage.data_home())
+    for photo in dataset_photos:
+        if photo.id in chosen_ids:
+            created = photo.created_at.isoformat()
+            photos.append((photo.original_name, f"dataset:{home}:{photo.id}:{created}",
+                           stored_photo(home, photo.id, created)))
+
+if not photos:
+    st.caption("Upload photos or pick some from your dataset to see them colour-splashed.")
+    st.stop()
+if effect == "picture" and background is None:
+    st.info("Upload a background picture for the “Picture” effect.")
+    st.stop()
+
+try:
+    predictor = load_predictor(str(version.directory))
+except Exception as error:  # a damaged model.keras fails inside Keras with many exception types
+    st.error(f"Model version #{version.id} could not be loaded ({error}); pick another version or train again.")
+    st.stop()
+
+model_key = str(version.directory)
+probabilities = []
+# A progress bar only for several photos; cached maps come back at once.
+progress = st.progress(0.0, text="Finding the cats…") if len(photos) > 1 else None
+with st.spinner("Finding the cats…"):
+    for done, (name, photo_key, photo) in enumerate(photos, start=1):
+        probabilities.append(probability_map(model_key, photo_key, predictor, photo))
+        if progress is not None:
+            progress.progress(done / len(photos), text=f"{done}/{len(photos)}: {name}")
+if progress is not None:
+    progress.empty()
+
+settings = SplashSettings(effect=effect, threshold=threshold, feather_px=feather, colour=colour)
+suffix = ".png" if effect == "transparent" else ".jpg"
+mime = "image/png" if effect == "transparent" else "image/jpeg"
+for number, ((name, _, photo), stored) in enumerate(zip(photos, probabilities)):
+    small_photo, small_probability, scale = shrink_for_preview(photo, stored, PREVIEW_SIDE)
+    preview_settings = SplashSettings(effect=effect, threshold=threshold, feather_px=round(feather * scale),
+                                      colour=colour)
+    probability = probability_from_uint8(small_probability)
+    result = splash(small_photo, probability, preview_settings, background)
+    original = overlay_mask(small_photo, probability >= threshold) if show_mask else small_photo
+    st.subheader(name)
+    left, right = st.columns(2)
+    left.image(original, caption="Original" + (" with mask" if show_mask else ""), width="stretch")
+    right.image(result, caption=EFFECT_LABELS[effect], width="stretch")
+    stem = name.rsplit(".", 1)[0]
+    right.download_button(
+        f"Download {stem}{suffix}",
+        data=lambda photo=photo, stored=stored: full_result(photo, stored, settings, background),
+        file_name=f"{stem}-splash{suffix}", mime=mime, key=f"try_download_{number}", icon="⬇️",
+    )
+
+if len(photos) > 1:
+    st.download_button(
+        f"Download all {len(photos)} results (.zip)",
+        data=lambda: zip_results(
+            (f"{name.rsplit('.', 1)[0]}-splash{suffix}", full_result(photo, stored, settings, background))
+            for (name, _, photo), stored in zip(photos, probabilities)
+        ),
+        file_name="catseg-splash.zip", mime="application/zip", key="try_download_zip", type="primary", icon="🗜️",
+    )

@@ -1,0 +1,358 @@
+"""AppTest: the Annotate page (navigation, saving, tools, undo, zoom, pre-fill) and edit_from_canvas.
+
+AppTest cannot draw, so drawings are put straight into the canvas widget's state in the
+shape streamlit-drawable-canvas 0.13 keeps there ({"drawing": {"raw": FABRIC_JSON}}).
+The Fabric objects are built like the ones Fabric 7.4 sends (see tests/test_annotation.py).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import storage
+from catseg.annotation import ADD_COLOUR, BOX_COLOUR, ERASE_COLOUR, CanvasView, edit_from_canvas
+from storage import dataset
+from page_probe import probe_page
+from conftest import REPOSITORY_ROOT, drawn_cat, encode
+
+APP = str(REPOSITORY_ROOT / "app.py")
+WIDTH, HEIGHT = 301, 223  # odd on purpose: canvas and photo pixels do not line up
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+# --- Fabric objects as the canvas sends them -----------------------------------------------
+
+def stroke(points: list[tuple[float, float]], colour: str = ADD_COLOUR, width: float = 10) -> dict:
+    """A freedraw Path through canvas points (straight segments), origin at its bounds' centre."""
+    array = np.array(points, dtype=float)
+    low, high = array.min(axis=0), array.max(axis=0)
+    commands = [["M", *points[0]]] + [["L", *point] for point in points[1:]]
+    return {"type": "Path", "version": "7.4.0", "originX": "center", "originY": "center",
+            "left": float((low[0] + high[0]) / 2), "top": float((low[1] + high[1]) / 2),
+            "width": float(high[0] - low[0]), "height": float(high[1] - low[1]),
+            "fill": None, "stroke": colour, "strokeWidth": width, "strokeLineCap": "round",
+            "strokeLineJoin": "round", "scaleX": 1, "scaleY": 1, "angle": 0, "path": commands}
+
+
+def box(left: float, top: float, width: float, height: float) -> dict:
+    """A rect drawn with the Box tool (stroke 2 px, as the page sets it)."""
+    return {"type": "Rect", "version": "7.4.0", "originX": "left", "originY": "top", "left": float(left),
+            "top": float(top), "width": float(width), "height": float(height), "fill": "rgba(0, 0, 0, 0)", "stroke": BOX_COLOUR,
+            "strokeWidth": 2, "scaleX": 1, "scaleY": 1, "angle": 0}
+
+
+def draw(app: AppTest, *objects: dict) -> AppTest:
+    """Put objects on the page's canvas, as a mouse-up would, and rerun."""
+    key = app.session_state["annotate_context"]["canvas_key"]
+    app.session_state[key] = {"drawing": {"raw": {"version": "7.4.0", "objects": list(objects)}, "data": None},
+                              "backgroundFit": None}
+    return app.run()
+
+
+def view_of(app: AppTest) -> CanvasView:
+    return app.session_state["annotate_context"]["view"]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def add_photos(count: int, labelled: tuple[int, ...] = ()) -> list[int]:
+    """Add drawn cats (301x223); the indexes in `labelled` get their true mask as 'imported'."""
+    ids = []
+    with storage.begin() as session:
+        for index in range(count):
+            photo, mask = drawn_cat(WIDTH, HEIGHT, seed=index)
+            ids.append(dataset.add_photo(session, encode(photo), f"cat{index}.png",
+                                         mask=mask if index in labelled else None).id)
+    return ids
+
+
+def stored(photo_id: int) -> np.ndarray | None:
+    with storage.begin() as session:
+        return dataset.load_mask(session, photo_id)
+
+
+def stored_source(photo_id: int) -> str | None:
+    with storage.begin() as session:
+        return dataset.summary(session, photo_id).mask_source
+
+
+def open_annotate() -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page("pages/annotate.py")
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def current_photo(app: AppTest) -> int:
+    return app.session_state["annotate_photo_id"]
+
+
+def progress_text(app: AppTest) -> str:
+    return app.get("progress")[0].proto.text
+
+
+def click(app: AppTest, key: str) -> AppTest:
+    app.button(key=key).click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+def test_empty_dataset_points_to_the_photos_page(catseg_home):
+    app = open_annotate()
+    assert app.title[0].value == "Annotate"
+    assert "no photos to label yet" in app.info[0].value
+    assert app.get("page_link")[0].proto.label == "Open Photos"
+    assert not app.button
+
+
+def test_navigation_and_progress(catseg_home):
+    first, second, third, fourth = add_photos(4, labelled=(1,))
+    app = open_annotate()
+    assert current_photo(app) == first, "opens on the first unlabelled photo"
+    assert progress_text(app) == "1 of 4 labelled"
+    assert app.button(key="annotate_previous").disabled
+    click(app, "annotate_next")
+    assert current_photo(app) == second
+    click(app, "annotate_previous")
+    assert current_photo(app) == first
+    click(app, "annotate_next_unlabelled")
+    assert current_photo(app) == third, "the labelled photo is skipped"
+    click(app, "annotate_next_unlabelled")
+    assert current_photo(app) == fourth
+    assert app.button(key="annotate_next").disabled
+    click(app, "annotate_next_unlabelled")
+    assert current_photo(app) == first, "wraps round to the start"
+    app.selectbox(key="annotate_jump").set_value(third).run()
+    assert current_photo(app) == third
+    assert app.selectbox(key="annotate_jump").label == "Photo 3 of 4"
+
+
+def test_query_parameter_opens_that_photo(catseg_home):
+    ids = add_photos(3)
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page("pages/annotate.py")
+    app.query_params["photo"] = str(ids[2])
+    app.run()
+    assert not app.exception
+    assert current_photo(app) == ids[2]
+
+
+def test_brush_stroke_saves_at_full_resolution_and_save_and_next_moves_on(catseg_home):
+    first, second, third = add_photos(3, labelled=(1,))
+    app = open_annotate()
+    view = view_of(app)
+    assert (view.canvas_width, view.canvas_height) == (WIDTH, HEIGHT)  # small photos are not enlarged
+    draw(app, stroke([(40, 50), (200, 50)], width=10))
+    assert app.button(key="annotate_save").disabled is False
+    click(app, "annotate_save_next")
+    assert current_photo(app) == third, "Save and next skips the labelled photo"
+    assert progress_text(app) == "2 of 3 labelled"
+    mask = stored(first)
+    assert mask.shape == (HEIGHT, WIDTH)
+    assert mask[50, 40:201].min() == 255 and mask[45:56, 120].min() == 255
+    assert mask[60:, :].max() == 0 and mask[:40, :].max() == 0
+    assert stored_source(first) == "painted"
+    assert "Saved photo" in app.success[0].value
+
+
+def test_unsaved_strokes_block_navigation_until_saved_or_discarded(catseg_home):
+    first, second = add_photos(2)
+    app = open_annotate()
+    draw(app, stroke([(10, 10), (60, 60)]))
+    assert "Unsaved changes" in app.warning[0].value
+    for key in ("annotate_next", "annotate_next_unlabelled", "annotate_undo", "annotate_prefill"):
+        assert key not in [b.key for b in app.button] or app.button(key=key).disabled
+    assert app.selectbox(key="annotate_jump").disabled
+    click(app, "annotate_discard")
+    assert not app.warning
+    assert not app.button(key="annotate_next").disabled
+    assert stored(first) is None
+    # A tool change moves the strokes off the canvas into the pending mask: still unsaved.
+    draw(app, stroke([(10, 10), (60, 60)]))
+    key_before = app.session_state["annotate_context"]["canvas_key"]
+    app.segmented_control(key="annotate_tool").set_value("eraser").run()
+    assert app.session_state["annotate_context"]["canvas_key"] != key_before
+    assert "Unsaved changes" in app.warning[0].value
+    click(app, "annotate_save")
+    assert stored(first)[35, 35] == 255
+
+
+def test_eraser_fill_holes_clear_and_undo(catseg_home):
+    (photo_id,) = add_photos(1)
+    ring = np.zeros((HEIGHT, WIDTH), np.uint8)
+    cv2.circle(ring, (150, 110), 60, 255, -1)
+    cv2.circle(ring, (150, 110), 25, 0, -1)
+    with storage.begin() as session:
+        dataset.save_mask(session, photo_id, ring, "imported")
+    app = open_annotate()
+
+    # Eraser: a cyan stroke across the ring's left side removes it there.
+    draw(app, stroke([(90, 100), (120, 100)], colour=ERASE_COLOUR, width=6))
+    click(app, "annotate_save")
+    after_erase = stored(photo_id)
+    assert after_erase[100, 95:116].max() == 0 and after_erase[110, 200] == 255
+    assert stored_source(photo_id) == "painted"
+
+    click(app, "annotate_fill_holes")
+    assert stored(photo_id)[110, 150] == 0, "Fill holes is pending until saved"
+    click(app, "annotate_save")
+    filled = stored(photo_id)
+    assert filled[110, 150] == 255 and filled[100, 100] == 0
+
+    click(app, "annotate_clear")
+    click(app, "annotate_save")
+    assert stored(photo_id).max() == 0
+
+    click(app, "annotate_undo")
+    assert np.array_equal(stored(photo_id), filled)
+    click(app, "annotate_undo")
+    assert np.array_equal(stored(photo_id), after_erase)
+    click(app, "annotate_undo")
+    assert np.array_equal(stored(photo_id), ring)
+    click(app, "annotate_undo")
+    assert stored(photo_id) is None
+    assert "unlabelled again" in app.success[0].value
+    assert app.button(key="annotate_undo").disabled, "nothing left to undo"
+
+
+def test_grabcut_box_replaces_inside_the_box(catseg_home):
+    (photo_id,) = add_photos(1)
+    _, truth = drawn_cat(WIDTH, HEIGHT, seed=0)
+    app = open_annotate()
+    ys, xs = np.nonzero(truth)
+    draw(app, box(xs.min() - 8, ys.min() - 8, xs.max() - xs.min() + 16, ys.max() - ys.min() + 16))
+    assert not app.error
+    assert "Unsaved changes" in app.warning[0].value
+    click(app, "annotate_save")
+    mask = stored(photo_id) > 0
+    overlap = (mask & (truth > 0)).sum() / (mask | (truth > 0)).sum()
+    assert overlap > 0.9
+    assert stored_source(photo_id) == "grabcut"
+
+
+def test_zoomed_strokes_map_back_exactly(catseg_home):
+    (photo_id,) = add_photos(1)
+    app = open_annotate()
+    app.segmented_control(key="annotate_zoom").set_value(4).run()
+    app.slider(key="annotate_zoom_x").set_value(25).run()
+    app.slider(key="annotate_zoom_y").set_value(75).run()
+    view = view_of(app)
+    assert view.x1 - view.x0 == round(WIDTH / 4) and view.x0 < WIDTH / 4 < view.x1
+    draw(app, stroke([(20, 30), (200, 30)], width=8))
+    click(app, "annotate_save")
+    mask = stored(photo_id)
+    (start_x, row), (end_x, _) = view.canvas_to_photo([(20, 30), (200, 30)])
+    row = int(row)
+    assert mask[row, int(start_x) + 1:int(end_x)].min() == 255
+    assert mask.sum() // 255 < 0.05 * mask.size, "only the thin stroke, not the region"
+    assert mask[:view.y0].max() == 0 and mask[:, view.x1 + 1:].max() == 0
+
+
+def test_bad_drawings_are_messages_not_tracebacks(catseg_home):
+    add_photos(1)
+    app = open_annotate()
+    draw(app, box(5, 5, 1, 1))
+    assert not app.exception
+    assert "GrabCut could not use that box" in app.error[0].value
+    draw(app, {**stroke([(5, 5), (9, 9)]), "scaleX": "wide"})
+    assert not app.exception
+    assert "That drawing could not be used" in app.error[0].value
+
+
+# --- pre-fill and imports ---------------------------------------------------------------------
+
+def test_prefill_is_absent_without_a_model(catseg_home, monkeypatch, tmp_path):
+    from catseg import predictor
+
+    monkeypatch.setattr(predictor, "STARTER_MODEL_DIRECTORY", tmp_path / "no_starter")
+    add_photos(1)
+    app = open_annotate()
+    assert "annotate_prefill" not in [button.key for button in app.button]
+
+
+def test_prefill_with_a_tiny_model_then_save(catseg_home):
+    from test_predictor import register_tiny_model
+
+    first, second = add_photos(2)
+    register_tiny_model()
+    app = open_annotate()
+    click(app, "annotate_prefill")
+    assert "Unsaved changes" in app.warning[0].value
+    click(app, "annotate_save")
+    _, truth = drawn_cat(WIDTH, HEIGHT, seed=0)
+    mask = stored(first) > 0
+    assert (mask & (truth > 0)).sum() / (mask | (truth > 0)).sum() > 0.85
+    assert stored_source(first) == "model"
+
+    # Corrected after pre-fill: saved as painted.
+    click(app, "annotate_next")
+    click(app, "annotate_prefill")
+    draw(app, stroke([(5, 5), (30, 5)]))
+    click(app, "annotate_save")
+    assert stored_source(second) == "painted"
+    assert stored(second)[5, 15] == 255
+
+
+def test_page_opens_fast_without_tensorflow(catseg_home):
+    """In a fresh interpreter: no TensorFlow until pre-fill is clicked, and the page opens in < 2 s."""
+    from test_predictor import register_tiny_model
+
+    add_photos(2)
+    register_tiny_model()  # a model exists, so the pre-fill button is shown but not clicked
+    storage.dispose_all()
+    report = probe_page(catseg_home, "pages/annotate.py")
+    report["prefill"] = "annotate_prefill" in report["buttons"]
+    assert report["exception"] == []
+    assert report["prefill"]
+    assert not report["tensorflow"]
+    assert report["seconds"] < 2.0, report
+
+
+# --- edit_from_canvas ------------------------------------------------------------------------
+
+def test_edit_from_canvas_strokes_then_boxes():
+    photo, truth = drawn_cat(WIDTH, HEIGHT, seed=3)
+    view = CanvasView.fit(WIDTH, HEIGHT, 150)
+    current = np.zeros((HEIGHT, WIDTH), np.uint8)
+    current[0:10, 0:10] = 255
+    painted = edit_from_canvas({"objects": [stroke([(100, 100), (140, 100)], width=4),
+                                            stroke([(0, 2), (3, 2)], colour=ERASE_COLOUR, width=4)]},
+                               view, current)
+    assert painted.painted and not painted.boxes and painted.changed
+    assert painted.mask[200, 210] == 255 and painted.mask[4, 2] == 0 and painted.mask[9, 9] == 255
+
+    nothing = edit_from_canvas(None, view, None)
+    assert not nothing.changed and nothing.mask.shape == (HEIGHT, WIDTH) and nothing.mask.max() == 0
+
+    ys, xs = np.nonzero(truth)
+    canvas_box = view.photo_to_canvas([(xs.min() - 6, ys.min() - 6), (xs.max() + 6, ys.max() + 6)])
+    (left, top), (right, bottom) = canvas_box
+    drawing = {"objects": [box(left, top, right - left, bottom - top)]}
+    reported = edit_from_canvas(drawing, view, current)
+    assert len(reported.boxes) == 1 and not reported.painted
+    assert np.array_equal(reported.mask, current), "without the photo a box changes nothing"
+    cut = edit_from_canvas(drawing, view, current, photo)
+    x0, y0, x1, y1 = cut.boxes[0]
+    inside_truth = truth[y0:y1, x0:x1] > 0
+    inside_cut = cut.mask[y0:y1, x0:x1] > 0
+    assert (inside_cut & inside_truth).sum() / (inside_cut | inside_truth).sum() > 0.9
+    assert cut.mask[0:10, 0:10].min() == 255, "the mask outside the box is kept"

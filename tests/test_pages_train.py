@@ -1,0 +1,49 @@
+"""AppTest: the Train page starts a run, shows live metrics, stops it."""
+
+from streamlit.testing.v1 import AppTest
+
+import storage
+from storage import runs
+from conftest import REPOSITORY_ROOT
+from test_runs import add_labelled, run_status, wait_for
+
+APP = str(REPOSITORY_ROOT / "app.py")
+
+
+def open_train_page() -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page("pages/train.py")
+    return app.run()
+
+
+def test_start_watch_stop(catseg_home):
+    add_labelled(6)
+    app = open_train_page()
+    assert not app.exception
+    app.selectbox(key="train_start_from").set_value(None).run()  # from scratch, tiny
+    app.select_slider(key="train_image_size").set_value(64)
+    app.select_slider(key="train_batch_size").set_value(2)
+    app.slider(key="train_minutes").set_value(2)
+    app.run()
+    app.button(key="train_start").click().run()
+    assert not app.exception
+    with storage.begin() as session:
+        run_id = runs.latest_run(session).id
+    assert app.button(key="train_stop")  # the live panel replaced the settings
+    wait_for(lambda: run_status(run_id).epoch >= 1, what="a finished epoch")
+    app.run()
+    assert any(f"Run #{run_id}" in s.value for s in app.subheader)
+    assert len(app.get("vega_lite_chart")) >= 2  # loss and IoU charts
+    app.button(key="train_stop").click().run()
+    final = wait_for(lambda: (v := run_status(run_id)).status in ("stopped", "failed") and v, what="stop")
+    assert final.status == "stopped", final.error
+    app.run()
+    assert not app.exception
+
+
+def test_start_is_refused_with_a_message_without_enough_photos(catseg_home):
+    add_labelled(2)
+    app = open_train_page()
+    assert app.button(key="train_start").disabled
+    assert "at least 4 labelled photos" in app.info[0].value

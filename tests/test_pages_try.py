@@ -1,0 +1,116 @@
+"""AppTest: the Try page without a model, and with a tiny model: upload, restyle, download."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import storage
+from catseg.predictor import Predictor
+from storage import dataset
+from conftest import REPOSITORY_ROOT, drawn_cat, encode
+from test_predictor import register_tiny_model
+
+APP = str(REPOSITORY_ROOT / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Probability maps and loaded models are cached per process; each test starts from none."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def model_calls(monkeypatch):
+    """Count how often the model really runs."""
+    calls = []
+    original = Predictor.probability
+
+    def counted(self, photo):
+        calls.append(photo.shape)
+        return original(self, photo)
+
+    monkeypatch.setattr(Predictor, "probability", counted)
+    return calls
+
+
+def open_try_page() -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=90)
+    app.run()
+    app.switch_page("pages/try_photos.py")
+    app.run()
+    return app
+
+
+def test_without_a_model_explains_what_comes_first(catseg_home):
+    app = open_try_page()
+    assert not app.exception
+    assert app.title[0].value == "Try"
+    assert "No trained model yet" in app.info[0].value
+    assert not app.file_uploader  # nothing to try yet
+
+
+def test_upload_restyle_without_predicting_again_and_download(catseg_home, model_calls):
+    version = register_tiny_model()
+    app = open_try_page()
+    assert not app.exception
+    assert app.selectbox(key="try_model").value == version.id
+    assert app.metric[0].value == "0.900"
+
+    photo, _ = drawn_cat(120, 90, seed=1)
+    app.file_uploader(key="try_uploads").set_value(("ginger.png", encode(photo), "image/png"))
+    app.run()
+    assert not app.exception
+    assert len(model_calls) == 1
+    assert [image.captions[0] for image in app.image] == ["Original", "Grey"]
+    assert app.download_button(key="try_download_0").label == "Download ginger.jpg"
+    grey_picture = app.image[1].value[0]
+
+    app.segmented_control(key="try_effect").set_value("blur").run()
+    app.slider(key="try_threshold").set_value(0.7).run()
+    app.slider(key="try_feather").set_value(5).run()
+    app.toggle(key="try_show_mask").set_value(True).run()
+    assert not app.exception
+    assert len(model_calls) == 1, "restyling must reuse the cached probability map"
+    assert [image.captions[0] for image in app.image] == ["Original with mask", "Blur"]
+    assert app.image[1].value[0] != grey_picture
+
+    app.segmented_control(key="try_effect").set_value("transparent").run()
+    assert app.download_button(key="try_download_0").label == "Download ginger.png"
+
+    app.segmented_control(key="try_effect").set_value("colour").run()
+    app.color_picker(key="try_colour").set_value("#00ff00").run()
+    assert [image.captions[0] for image in app.image][-1] == "Colour"
+
+    app.segmented_control(key="try_effect").set_value("picture").run()
+    assert "Upload a background picture" in app.info[0].value and not app.image
+    app.file_uploader(key="try_background").set_value(("beach.png", encode(drawn_cat(64, 48, seed=9)[0]), "image/png"))
+    app.run()
+    assert not app.exception
+    assert [image.captions[0] for image in app.image][-1] == "Picture"
+    assert len(model_calls) == 1
+
+
+def test_bad_upload_is_named_and_the_rest_still_work(catseg_home, model_calls):
+    register_tiny_model()
+    with storage.begin() as session:
+        stored = dataset.add_photo(session, encode(drawn_cat(100, 80, seed=7)[0]), "from-dataset.png")
+    app = open_try_page()
+    app.file_uploader(key="try_uploads").set_value([
+        ("a.png", encode(drawn_cat(seed=2)[0]), "image/png"),
+        ("notes.jpg", b"not a photo at all", "image/jpeg"),
+    ])
+    app.multiselect(key="try_dataset_photos").set_value([stored.id])
+    app.run()
+    assert not app.exception
+    assert any("notes.jpg" in error.value for error in app.error)
+    assert [header.value for header in app.subheader] == ["a.png", "from-dataset.png"]
+    assert len(app.image) == 4
+    assert len(model_calls) == 2
+    assert app.download_button(key="try_download_1")
+    assert app.download_button(key="try_download_zip").label == "Download all 2 results (.zip)"

@@ -1,0 +1,211 @@
+"""catseg.predictor: finding a model version, predicting and colour-splashing files end to end.
+
+The "model" is a one-layer Keras network whose answer we control: it calls a pixel cat when
+its red channel is high, so the orange cat of `drawn_cat` is found and the noise is not.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import storage
+from catseg import predictor as predictor_module
+from catseg.compositing import SplashSettings
+from catseg.masks import iou
+from catseg.predictor import Predictor, evaluate_folder, resolve_model, splash_file, write_mask
+from conftest import drawn_cat, encode
+
+TINY_SIZE = 64
+
+
+def build_red_detector(size: int = TINY_SIZE):
+    """probability = sigmoid(40 * red - 28): about 1 for red >= 0.8 (the orange cat), 0 for red <= 0.5."""
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="photo")
+    layer = keras.layers.Conv2D(1, 1, activation="sigmoid", name="cat_probability")
+    outputs = layer(inputs)
+    layer.set_weights([np.array([40.0, 0.0, 0.0], dtype=np.float32).reshape(1, 1, 3, 1),
+                       np.array([-28.0], dtype=np.float32)])
+    return keras.Model(inputs, outputs)
+
+
+def save_tiny_model(directory, size: int = TINY_SIZE):
+    """Save the red detector as a catseg model version folder (model.keras + card.json)."""
+    from catseg.config import ModelConfig, TrainConfig
+    from catseg.models import save_model_version
+
+    return save_model_version(build_red_detector(size), ModelConfig(image_size=size), TrainConfig(),
+                              {"val_iou": 0.9}, directory)
+
+
+def register_tiny_model(val_iou: float = 0.9, name: str = "v1"):
+    """Save the red detector under CATSEG_HOME and register it as a model version; returns its view."""
+    from storage import runs
+
+    directory = save_tiny_model(runs.models_folder() / name)
+    with storage.begin() as session:
+        return runs.add_model_version(session, None, "tiny", directory, "unet", TINY_SIZE, val_iou, {})
+
+
+@pytest.fixture
+def tiny_version(catseg_home):
+    return register_tiny_model()
+
+
+@pytest.fixture
+def tiny_predictor(tiny_version):
+    return Predictor(tiny_version.directory)
+
+
+# --- resolve_model -----------------------------------------------------------------------
+
+def test_resolve_model_without_versions_says_how_to_train(catseg_home):
+    for spec in (None, "best"):
+        with pytest.raises(ValueError, match="No trained model yet: train one on the Train page"):
+            resolve_model(spec)
+
+
+def test_resolve_model_finds_versions_by_best_id_and_path(catseg_home):
+    first = register_tiny_model(val_iou=0.9, name="v1")
+    second = register_tiny_model(val_iou=0.5, name="v2")
+    assert resolve_model(None) == first.directory
+    assert resolve_model(" best ") == first.directory
+    assert resolve_model(str(second.id)) == second.directory
+    assert resolve_model(str(second.directory)) == second.directory.resolve()
+    assert resolve_model(str(second.directory / "model.keras")) == second.directory.resolve()
+    with pytest.raises(ValueError, match="no model version #99"):
+        resolve_model("99")
+
+
+def test_resolve_model_rejects_what_is_not_a_model(catseg_home, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="not a catseg model version"):
+        resolve_model(str(empty))
+    with pytest.raises(ValueError, match="Unknown model 'nonsense'"):
+        resolve_model("nonsense")
+    with pytest.raises(ValueError, match="Empty model"):
+        resolve_model("  ")
+
+
+def test_resolve_model_missing_files_of_a_registered_version(catseg_home):
+    import shutil
+
+    version = register_tiny_model()
+    shutil.rmtree(version.directory)
+    with pytest.raises(ValueError, match="files are missing"):
+        resolve_model(str(version.id))
+
+
+def test_starter_model_until_it_ships(catseg_home, tmp_path, monkeypatch):
+    monkeypatch.setattr(predictor_module, "STARTER_MODEL_DIRECTORY", tmp_path / "starter_model")
+    with pytest.raises(ValueError, match="The starter model is not installed"):
+        resolve_model("starter")
+    save_tiny_model(tmp_path / "starter_model")
+    assert resolve_model("starter") == tmp_path / "starter_model"
+
+
+# --- prediction and files ----------------------------------------------------------------
+
+def test_predictor_is_read_only_and_knows_its_size(tiny_predictor):
+    assert tiny_predictor.input_size == TINY_SIZE
+    assert tiny_predictor.model_config.image_size == TINY_SIZE
+    with pytest.raises(AttributeError):
+        tiny_predictor.input_size = 3
+
+
+def test_probability_is_full_resolution_and_finds_the_cat(tiny_predictor):
+    photo, mask = drawn_cat(120, 90, seed=1)
+    probability = tiny_predictor.probability(photo)
+    assert probability.shape == (90, 120) and probability.dtype == np.float32
+    assert 0.0 <= probability.min() and probability.max() <= 1.0
+    assert iou(probability >= 0.5, mask) > 0.85
+
+
+def test_splash_file_grey_keeps_the_cat_and_greys_the_rest(tiny_predictor, tmp_path):
+    photo, mask = drawn_cat(120, 90, seed=2)
+    source = tmp_path / "cat.png"
+    source.write_bytes(encode(photo))
+    written = splash_file(tiny_predictor, source, tmp_path / "out" / "cat.png", SplashSettings(effect="grey"))
+    assert written == tmp_path / "out" / "cat.png"
+    result = np.asarray(Image.open(written))
+    assert result.shape == photo.shape
+    # Deep inside the cat the colour survives; far outside it the picture is grey.
+    inside = cv2.erode(mask, np.ones((7, 7), np.uint8)) > 0
+    outside = cv2.dilate(mask, np.ones((7, 7), np.uint8)) == 0
+    assert np.array_equal(result[inside], photo[inside])
+    assert np.all(result[outside][:, 0] == result[outside][:, 1])
+    assert np.all(result[outside][:, 1] == result[outside][:, 2])
+
+
+def test_transparent_forces_png_and_jpeg_follows_the_suffix(tiny_predictor, tmp_path):
+    photo, _ = drawn_cat(120, 90, seed=3)
+    source = tmp_path / "cat.jpg"
+    source.write_bytes(encode(photo, "JPEG", quality=95))
+    written = splash_file(tiny_predictor, source, tmp_path / "cut.jpg", SplashSettings(effect="transparent"))
+    assert written.suffix == ".png"
+    assert Image.open(written).mode == "RGBA"
+    jpeg = splash_file(tiny_predictor, source, tmp_path / "blur.jpeg", SplashSettings(effect="blur", feather_px=3))
+    assert Image.open(jpeg).format == "JPEG" and Image.open(jpeg).size == (120, 90)
+    with pytest.raises(ValueError, match=r"\.jpg, \.jpeg or \.png"):
+        splash_file(tiny_predictor, source, tmp_path / "x.gif", SplashSettings())
+
+
+def test_exif_rotated_jpeg_comes_out_upright_and_aligned(tiny_predictor, tmp_path):
+    upright, mask = drawn_cat(160, 96, seed=4)
+    # Store the pixels turned a quarter anticlockwise with EXIF orientation 6 ("rotate 90° clockwise to view").
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    source = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(source, format="JPEG", quality=95, exif=exif.tobytes())
+
+    written = splash_file(tiny_predictor, source, tmp_path / "phone.png", SplashSettings(effect="transparent"))
+    alpha = np.asarray(Image.open(written))[:, :, 3]
+    assert alpha.shape == mask.shape == (96, 160)
+    assert iou(alpha >= 128, mask) > 0.85
+    mask_file = write_mask(tiny_predictor, source, tmp_path / "masks" / "phone.png")
+    written_mask = np.asarray(Image.open(mask_file))
+    assert written_mask.shape == (96, 160) and set(np.unique(written_mask)) <= {0, 255}
+    assert iou(written_mask, mask) > 0.85
+
+
+def test_rgba_and_greyscale_photos_work(tiny_predictor, tmp_path):
+    photo, mask = drawn_cat(120, 90, seed=5)
+    rgba = np.dstack([photo, np.full(mask.shape, 255, np.uint8)])
+    (tmp_path / "rgba.png").write_bytes(encode(rgba))
+    (tmp_path / "grey.png").write_bytes(encode(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)))
+    rgba_mask = write_mask(tiny_predictor, tmp_path / "rgba.png", tmp_path / "rgba-mask.png")
+    assert iou(np.asarray(Image.open(rgba_mask)), mask) > 0.85
+    grey_result = splash_file(tiny_predictor, tmp_path / "grey.png", tmp_path / "grey-out.jpg", SplashSettings())
+    assert Image.open(grey_result).size == (120, 90) and Image.open(grey_result).mode == "RGB"
+
+
+def test_non_image_gives_a_clear_error_naming_the_file(tiny_predictor, tmp_path):
+    (tmp_path / "notes.jpg").write_bytes(b"this is not a photo")
+    with pytest.raises(ValueError, match="notes.jpg: not a photo we can read"):
+        splash_file(tiny_predictor, tmp_path / "notes.jpg", tmp_path / "out.jpg", SplashSettings())
+    with pytest.raises(ValueError, match="missing.jpg: no such file"):
+        write_mask(tiny_predictor, tmp_path / "missing.jpg", tmp_path / "m.png")
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_evaluate_folder_scores_a_tutorial_layout(tiny_predictor, tmp_path):
+    folder = tmp_path / "data"
+    (folder / "input").mkdir(parents=True)
+    (folder / "mask").mkdir()
+    for index in range(3):
+        photo, mask = drawn_cat(120, 90, seed=10 + index)
+        (folder / "input" / f"c{index}.png").write_bytes(encode(photo))
+        (folder / "mask" / f"mask_c{index}.png").write_bytes(encode(mask))
+    result = evaluate_folder(tiny_predictor, folder)
+    assert result.photos == 3
+    assert 0.85 < result.iou_mean <= 1.0 and 0.85 < result.iou_pooled <= 1.0 and result.dice_mean >= result.iou_mean
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no labelled photos"):
+        evaluate_folder(tiny_predictor, empty)

@@ -1,0 +1,82 @@
+"""Training runs as separate processes: start, live metrics, stop, kill -9, one at a time."""
+
+import os
+import signal
+import time
+
+import pytest
+
+import storage
+from catseg.config import ModelConfig, TrainConfig
+from catseg.runs import reap_dead_runs, start_run, stop_run
+from storage import dataset, runs
+from conftest import drawn_cat, encode
+
+TINY_MODEL = ModelConfig(architecture="unet", image_size=32, base_filters=4)
+TINY_TRAINING = TrainConfig(epochs=200, batch_size=2, max_seconds=120, learning_rate=1e-3)
+
+
+def add_labelled(count=6):
+    with storage.begin() as session:
+        for index in range(count):
+            photo, mask = drawn_cat(64, 48, seed=index)
+            dataset.add_photo(session, encode(photo), f"{index}.png", mask=mask)
+
+
+def wait_for(condition, timeout=120, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_status(run_id):
+    with storage.begin() as session:
+        return runs.run_view(session, run_id)
+
+
+def test_too_few_labelled_photos_is_refused(catseg_home):
+    add_labelled(2)
+    with pytest.raises(ValueError, match="at least 4 labelled photos"):
+        start_run(TINY_MODEL, TINY_TRAINING)
+
+
+def test_start_metrics_stop_keeps_a_model_version(catseg_home):
+    add_labelled()
+    run_id = start_run(TINY_MODEL, TINY_TRAINING)
+    with pytest.raises(runs.RunAlreadyActive):
+        start_run(TINY_MODEL, TINY_TRAINING)
+    wait_for(lambda: run_status(run_id).epoch >= 1, what="a finished epoch")
+    with storage.begin() as session:
+        rows = runs.epoch_rows(session, run_id)
+        assert rows and 0.0 <= rows[0]["val_iou"] <= 1.0
+        assert runs.batch_rows(session, run_id)
+    stop_run(run_id)
+    final = wait_for(lambda: (v := run_status(run_id)).status in ("stopped", "finished", "failed") and v,
+                     what="the run to stop")
+    assert final.status == "stopped", final.error
+    with storage.begin() as session:
+        version = runs.model_version_for_run(session, run_id)
+    assert version is not None and (version.directory / "model.keras").exists()
+
+
+def test_kill_9_marks_the_run_failed_and_a_new_run_can_start(catseg_home):
+    add_labelled()
+    run_id = start_run(TINY_MODEL, TINY_TRAINING)
+    running = wait_for(lambda: (v := run_status(run_id)).batches_per_epoch > 0 and v.status == "running" and v,
+                       what="the run to start training")
+    os.kill(running.process_id, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: reap_dead_runs() or run_status(run_id).status == "failed", timeout=30, what="reaping")
+    assert time.monotonic() - killed_at < 30
+    failed = run_status(run_id)
+    assert failed.status == "failed" and "ended unexpectedly" in failed.error
+    with storage.begin() as session:
+        assert runs.model_version_for_run(session, run_id) is None
+    assert not list((storage.data_home() / "models").glob("*")) if (storage.data_home() / "models").exists() else True
+    second = start_run(TINY_MODEL, TINY_TRAINING)
+    stop_run(second)
+    wait_for(lambda: not run_status(second).is_active or reap_dead_runs(), what="the second run to end")
