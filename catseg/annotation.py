@@ -93,15 +93,19 @@ class CanvasView:
         photo_height: int,
         max_canvas_width: int,
         max_canvas_height: int | None = None,
+        enlarge: bool = False,
     ) -> CanvasView:
-        """The whole photo, aspect kept, shrunk (never enlarged) to fit the limits."""
+        """The whole photo, aspect kept, shrunk to fit the limits (enlarged to fill them if `enlarge`).
+
+        Enlarging helps labelling small photos: strokes still map back exactly, only finer.
+        """
         photo_width, photo_height = _positive_size(photo_width, photo_height)
         if max_canvas_width < 1 or (max_canvas_height is not None and max_canvas_height < 1):
             raise ValueError(
                 f"The canvas limits {max_canvas_width}x{max_canvas_height} must be "
                 "at least 1 px."
             )
-        factor = min(1.0, max_canvas_width / photo_width)
+        factor = max_canvas_width / photo_width if enlarge else min(1.0, max_canvas_width / photo_width)
         if max_canvas_height is not None:
             factor = min(factor, max_canvas_height / photo_height)
         return cls(

@@ -281,7 +281,8 @@ with controls_column:
                         disabled=not show_mask)
 
 if zoom == 1:
-    view = CanvasView.fit(current.width, current.height, MAX_CANVAS_WIDTH, MAX_CANVAS_HEIGHT)
+    # Small photos are enlarged to fill the canvas: edges are easier to follow.
+    view = CanvasView.fit(current.width, current.height, MAX_CANVAS_WIDTH, MAX_CANVAS_HEIGHT, enlarge=True)
 else:
     view = CanvasView.zoomed(current.width, current.height, current.width * zoom_x / 100,
                              current.height * zoom_y / 100, zoom, MAX_CANVAS_WIDTH, MAX_CANVAS_HEIGHT)

@@ -61,10 +61,13 @@ with storage.begin() as session:
 
 if not versions:
     st.info(
-        "No trained model yet. Add photos and paint masks over the cats on the Photos page; "
-        "training a model on them comes next, and then you can colour-splash your photos here."
+        "No trained model yet. Add photos, paint masks over the cats on the Annotate page, "
+        "train a model on the Train page, and then colour-splash your photos here."
     )
-    st.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
+    photos_link, annotate_link, train_link = st.columns(3)
+    photos_link.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
+    annotate_link.page_link("pages/annotate.py", label="Open Annotate", icon="🖌️")
+    train_link.page_link("pages/train.py", label="Open Train", icon="🏋️")
     st.stop()
 
 by_id = {version.id: version for version in versions}

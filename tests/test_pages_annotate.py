@@ -55,11 +55,32 @@ def box(left: float, top: float, width: float, height: float) -> dict:
             "strokeWidth": 2, "scaleX": 1, "scaleY": 1, "angle": 0}
 
 
-def draw(app: AppTest, *objects: dict) -> AppTest:
-    """Put objects on the page's canvas, as a mouse-up would, and rerun."""
-    key = app.session_state["annotate_context"]["canvas_key"]
-    app.session_state[key] = {"drawing": {"raw": {"version": "7.4.0", "objects": list(objects)}, "data": None},
-                              "backgroundFit": None}
+def to_canvas(obj: dict, view: CanvasView) -> dict:
+    """An object drawn in photo pixels, moved to the canvas pixels of `view` (which may enlarge)."""
+    factor = 1.0 / view.scale
+    scaled = dict(obj)
+    for field in ("left", "top", "width", "height", "strokeWidth"):
+        if field in scaled:
+            scaled[field] = scaled[field] * factor
+    if "path" in scaled:
+        scaled["path"] = [[command[0], *(value * factor for value in command[1:])] for command in scaled["path"]]
+    if "points" in scaled:
+        scaled["points"] = [{"x": point["x"] * factor, "y": point["y"] * factor} for point in scaled["points"]]
+    return scaled
+
+
+def draw(app: AppTest, *objects: dict, in_photo_pixels: bool = True) -> AppTest:
+    """Put objects on the page's canvas, as a mouse-up would, and rerun.
+
+    Objects are given in photo pixels (the 1x view enlarges small photos) unless told otherwise.
+    """
+    context = app.session_state["annotate_context"]
+    view = context["view"]
+    whole_photo = (view.x0, view.y0, view.x1, view.y1) == (0, 0, view.photo_width, view.photo_height)
+    if in_photo_pixels and whole_photo:  # zoomed tests draw in canvas pixels themselves
+        objects = tuple(to_canvas(obj, context["view"]) for obj in objects)
+    app.session_state[context["canvas_key"]] = {
+        "drawing": {"raw": {"version": "7.4.0", "objects": list(objects)}, "data": None}, "backgroundFit": None}
     return app.run()
 
 
@@ -160,7 +181,7 @@ def test_brush_stroke_saves_at_full_resolution_and_save_and_next_moves_on(catseg
     first, second, third = add_photos(3, labelled=(1,))
     app = open_annotate()
     view = view_of(app)
-    assert (view.canvas_width, view.canvas_height) == (WIDTH, HEIGHT)  # small photos are not enlarged
+    assert view.canvas_width == 900 and view.scale < 1  # small photos are enlarged to fill the canvas
     draw(app, stroke([(40, 50), (200, 50)], width=10))
     assert app.button(key="annotate_save").disabled is False
     click(app, "annotate_save_next")
