@@ -906,6 +906,82 @@ def _downscale(photo: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return small, factor
 
 
+def _gmm_log_likelihood(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """log p(colour) under one of cv2.grabCut's 5-component colour GMMs, per pixel.
+
+    model is the (1, 65) array grabCut fills: 5 weights, 5 RGB means, 5 3x3
+    covariances. pixels is (N, 3) float64.
+    """
+    values = np.asarray(model, np.float64).ravel()
+    components = 5
+    weights = values[:components]
+    means = values[components:4 * components].reshape(components, 3)
+    covariances = values[4 * components:].reshape(components, 3, 3)
+    terms = np.full((components, pixels.shape[0]), -np.inf)
+    for k in range(components):
+        if weights[k] <= 0:
+            continue
+        # The same small diagonal load grabCut adds to a singular covariance.
+        covariance = covariances[k] + np.eye(3) * 0.01
+        _, log_det = np.linalg.slogdet(covariance)
+        offset = pixels - means[k]
+        distance = np.einsum("ni,ij,nj->n", offset, np.linalg.inv(covariance), offset)
+        terms[k] = math.log(weights[k]) - 0.5 * log_det - 0.5 * distance
+    peak = terms.max(axis=0)
+    peak[~np.isfinite(peak)] = 0.0
+    return peak + np.log(np.exp(terms - peak).sum(axis=0) + 1e-300)
+
+
+def _guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter (grey guide), from box filters: smooths source
+    but keeps the guide's edges."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    mean_guide = cv2.boxFilter(guide, -1, size)
+    mean_source = cv2.boxFilter(source, -1, size)
+    covariance = cv2.boxFilter(guide * source, -1, size) - mean_guide * mean_source
+    variance = cv2.boxFilter(guide * guide, -1, size) - mean_guide * mean_guide
+    slope = covariance / (variance + eps)
+    intercept = mean_source - slope * mean_guide
+    return cv2.boxFilter(slope, -1, size) * guide + cv2.boxFilter(intercept, -1, size)
+
+
+def _box_posterior(
+    small: np.ndarray,
+    grabcut_mask: np.ndarray,
+    background_model: np.ndarray,
+    foreground_model: np.ndarray,
+    box: tuple[int, int, int, int],
+) -> np.ndarray:
+    """P(cat) per pixel of small, float32: GrabCut's colour models plus a
+    "the cat is centred in its box" prior, smoothed along the photo's edges.
+
+    GrabCut's own cut uses colour only, so when the box leaves little
+    background (a cat filling the frame) its foreground model soaks up the
+    floor or the blanket and the cut keeps most of the box. Here the colour
+    log-likelihood ratio is added to a prior that is even at the ellipse
+    inscribed in the box and falls off outside it; colours the models cannot
+    tell apart then go to the side the position favours, while clearly
+    cat-coloured (or background-coloured) pixels keep their label. A guided
+    filter (grey photo as guide) replaces the graph cut's smoothing.
+    """
+    small_height, small_width = small.shape[:2]
+    pixels = small.reshape(-1, 3).astype(np.float64)
+    ratio = (_gmm_log_likelihood(foreground_model, pixels)
+             - _gmm_log_likelihood(background_model, pixels)).reshape(small_height, small_width)
+    ratio = np.clip(ratio, -8.0, 8.0)
+    sx0, sy0, sx1, sy1 = box
+    ys, xs = np.mgrid[0:small_height, 0:small_width].astype(np.float64) + 0.5
+    u = (xs - (sx0 + sx1) / 2) / ((sx1 - sx0) / 2)
+    v = (ys - (sy0 + sy1) / 2) / ((sy1 - sy0) / 2)
+    logit = ratio + 4.0 * (1.0 - np.sqrt(u * u + v * v))
+    posterior = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    posterior[grabcut_mask == cv2.GC_FGD] = 1.0
+    posterior[grabcut_mask == cv2.GC_BGD] = 0.0
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    radius = max(2, round(0.02 * max(small_height, small_width)))
+    return _guided_filter(grey, posterior, radius, 1e-3)
+
+
 def _upscale_foreground(grabcut_mask: np.ndarray, width: int, height: int) -> np.ndarray:
     probable = ((grabcut_mask == cv2.GC_FGD) | (grabcut_mask == cv2.GC_PR_FGD)).astype(np.float32)
     if probable.shape != (height, width):
@@ -934,6 +1010,11 @@ def grabcut_from_box(
     a ring ring_fraction of the box deep along its inside edge starts as
     probable background, and a small ellipse at its centre as sure cat.
     On the 81 seed cats this lifts mean IoU from 0.67 to 0.74.
+
+    The cut is then re-decided per pixel from GrabCut's colour models plus a
+    "cat is centred in its box" prior, edge-smoothed with a guided filter
+    (see _box_posterior): 0.738 -> 0.754 on the seed cats
+    (bench/grabcut_seed.py).
     """
     photo = _check_photo(photo)
     height, width = photo.shape[:2]
@@ -976,7 +1057,11 @@ def grabcut_from_box(
     cv2.setRNGSeed(0)
     cv2.grabCut(small, grabcut_mask, None, background_model, foreground_model,
                 int(iterations), cv2.GC_INIT_WITH_MASK)
-    foreground = _upscale_foreground(grabcut_mask, width, height)
+    posterior = _box_posterior(small, grabcut_mask, background_model, foreground_model,
+                               (sx0, sy0, sx1, sy1))
+    if posterior.shape != (height, width):
+        posterior = cv2.resize(posterior, (width, height), interpolation=cv2.INTER_LINEAR)
+    foreground = posterior >= 0.5
     # The upscale can bleed a fraction of a pixel; nothing outside the box is the object.
     inside = np.zeros((height, width), bool)
     inside[math.floor(cy0):math.ceil(cy1), math.floor(cx0):math.ceil(cx1)] = True
