@@ -22,7 +22,7 @@ import numpy as np
 from catseg.compositing import SplashSettings, alpha_from_probability, composite, mask_from_alpha
 from catseg.images import decode_photo
 from catseg.inference import model_input_size, predict_probability
-from catseg.models import CARD_FILENAME, MODEL_FILENAME, read_card
+from catseg.models import CARD_FILENAME, MODEL_FILENAME
 
 # A later issue ships a small pretrained model inside the package; until then "starter" says so.
 STARTER_MODEL_DIRECTORY = Path(__file__).resolve().parent / "starter_model"

@@ -35,6 +35,32 @@ def catseg_home(tmp_path, monkeypatch):
     storage.dispose_all()
 
 
+def run_cli(home, *arguments, timeout: int = 180):
+    """`python -m catseg ARGUMENTS` with CATSEG_HOME=home, as a user runs it."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "CATSEG_HOME": str(home)}
+    environment.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "catseg", *arguments],
+        cwd=REPOSITORY_ROOT, env=environment, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def fresh_streamlit_caches():
+    """Probability maps and loaded models are cached per process; each test starts from none."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
 def drawn_cat(width: int = 120, height: int = 90, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A noisy photo with an orange ellipse 'cat', and the ellipse's 0/255 mask."""
     import cv2

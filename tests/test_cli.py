@@ -1,20 +1,8 @@
 """The CLI as a user runs it: exit codes, JSON, one-line errors without tracebacks."""
 
 import json
-import os
-import subprocess
-import sys
 
-from conftest import REPOSITORY_ROOT, drawn_cat, encode
-
-
-def run_cli(home, *arguments):
-    environment = {**os.environ, "CATSEG_HOME": str(home)}
-    environment.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "catseg", *arguments],
-        cwd=REPOSITORY_ROOT, env=environment, capture_output=True, text=True, timeout=120,
-    )
+from conftest import drawn_cat, encode, run_cli
 
 
 def test_import_stats_export(tmp_path):

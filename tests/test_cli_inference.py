@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPOSITORY_ROOT, drawn_cat, encode
+from conftest import drawn_cat, encode, run_cli
 from test_predictor import register_tiny_model, save_tiny_model
-
-
-def run_cli(home, *arguments):
-    environment = {**os.environ, "CATSEG_HOME": str(home)}
-    environment.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "catseg", *arguments],
-        cwd=REPOSITORY_ROOT, env=environment, capture_output=True, text=True, timeout=180,
-    )
 
 
 def assert_one_line_error(result, *words):

@@ -7,12 +7,10 @@ The Fabric objects are built like the ones Fabric 7.4 sends (see tests/test_anno
 
 from __future__ import annotations
 
-import sys
 
 import cv2
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import storage
@@ -25,13 +23,7 @@ APP = str(REPOSITORY_ROOT / "app.py")
 WIDTH, HEIGHT = 301, 223  # odd on purpose: canvas and photo pixels do not line up
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
 # --- Fabric objects as the canvas sends them -----------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import storage
@@ -15,14 +14,7 @@ from test_predictor import register_tiny_model
 APP = str(REPOSITORY_ROOT / "app.py")
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    """Probability maps and loaded models are cached per process; each test starts from none."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_streamlit_caches")
 
 
 @pytest.fixture

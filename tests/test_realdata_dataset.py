@@ -7,8 +7,7 @@ import storage
 from catseg.dataset_io import export_dataset, import_path, parse_yolo_label, polygons_to_mask
 from catseg.masks import iou
 from storage import dataset
-from conftest import SHARED_DATA
-from test_cli import run_cli
+from conftest import SHARED_DATA, run_cli
 
 pytestmark = pytest.mark.realdata
 
