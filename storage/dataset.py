@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, aliased
 
 from catseg.images import (
     DecodedPhoto,
-    PhotoRejected,
     decode_photo,
     encode_jpeg,
     encode_png,
@@ -339,10 +338,3 @@ def labelled_pairs(session: Session) -> list[tuple[int, Path, Path]]:
     )
     return [(p.id, photo_path(p), mask_path(m)) for p, m in session.execute(statement).all()]
 
-
-__all__ = [
-    "DatasetCounts",
-    "DuplicatePhoto",
-    "PhotoRejected",
-    "PhotoSummary",
-]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -215,14 +215,6 @@ def epoch_rows(session: Session, run_id: int) -> list[dict]:
 def batch_rows(session: Session, run_id: int) -> list[dict]:
     """Per-batch loss as plain dicts."""
     return [{"step": b.step, "epoch": b.epoch, "loss": b.loss} for b in batches(session, run_id)]
-
-
-def delete_run(session: Session, run_id: int) -> None:
-    run = get_run(session, run_id)
-    if run.status in ACTIVE_RUN_STATUSES:
-        raise ValueError(f"Training run #{run_id} is still {run.status}; stop it first.")
-    session.execute(delete(RunBatch).where(RunBatch.run_id == run_id))
-    session.delete(run)
 
 
 # --- model versions ------------------------------------------------------------------
