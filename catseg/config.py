@@ -106,7 +106,8 @@ class TrainConfig:
     (U-Net 128 px / 16 filters, batch 4, Adam with a time-aware cosine decay,
     augmentation, 480 s budget). It falls short of the 0.80 goal on this 2-core
     CPU. Adam 1e-3 rather than 3e-3: without augmentation, 150 s on the seed
-    training split reached training IoU 0.77 at 1e-3 against 0.58 at 3e-3.
+    training split reached training IoU 0.76 at 1e-3 against 0.63 at 3e-3
+    (``bench/recipe_probe.py``).
 
     epochs: upper bound on passes over the training photos.
     batch_size: photos per optimiser step.
