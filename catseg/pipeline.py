@@ -269,9 +269,23 @@ def make_dataset(
     def to_float(image: Any, mask: Any) -> tuple[Any, Any]:
         return to_model_input(image), tf.cast(mask > 0, tf.float32)
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, masks))
+    # Indices flow through tf.data and each example is read from the numpy arrays on demand:
+    # from_tensor_slices would copy every photo into a TensorFlow constant and the shuffle
+    # buffer would hold another copy (~0.5 GB more at 1,000 photos of 256 px).
+    image_shape, mask_shape = images.shape[1:], masks.shape[1:]
+
+    def fetch(index: Any) -> tuple[Any, Any]:
+        image, mask = tf.numpy_function(
+            lambda i: (images[i], masks[i]), [index], (tf.uint8, tf.uint8), stateful=False
+        )
+        image.set_shape(image_shape)
+        mask.set_shape(mask_shape)
+        return image, mask
+
+    dataset = tf.data.Dataset.range(len(images))
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment:
         # A seed pair per example, redrawn every epoch but reproducible from `seed`.
