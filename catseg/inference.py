@@ -176,12 +176,21 @@ def _model_probabilities(model: Any, batch: np.ndarray) -> np.ndarray:
 
 
 def predict_probability(
-    model: Any, photo: np.ndarray, size: int | None = None, fit: str = "letterbox", padding: str = "reflect"
+    model: Any, photo: np.ndarray, size: int | None = None, fit: str = "letterbox", padding: str = "reflect",
+    flip: bool = False,
 ) -> np.ndarray:
-    """Return the cat probability (H, W) float32 in [0, 1] for one RGB uint8 photo."""
+    """Return the cat probability (H, W) float32 in [0, 1] for one RGB uint8 photo.
+
+    flip: also predict the mirrored photo and average the two maps (test-time
+        augmentation: one more model call at the model's small input size).
+    """
     size = model_input_size(model) if size is None else _check_size(size)
     batch, geometry = prepare_input(photo, size, fit=fit, padding=padding)
-    probability = _model_probabilities(model, batch)[0]
+    if flip:
+        both = _model_probabilities(model, np.concatenate([batch, batch[:, :, ::-1]]))
+        probability = 0.5 * (both[0] + both[1][:, ::-1])
+    else:
+        probability = _model_probabilities(model, batch)[0]
     return restore_probability(probability, geometry)
 
 

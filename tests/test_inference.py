@@ -151,3 +151,22 @@ def test_predict_probability_with_a_tiny_keras_model():
     with pytest.raises(ValueError, match="size="):
         predict_probability(any_size_model, photo)
     assert predict_probability(any_size_model, photo, size=48).shape == (45, 70)
+
+
+class LeftHalfModel(FakeModel):
+    """Not mirror-symmetric: 'cat' only in the left half of its input."""
+
+    def __call__(self, batch: np.ndarray, training: bool = False) -> np.ndarray:
+        output = np.zeros(batch.shape[:3] + (1,), np.float32)
+        output[:, :, : batch.shape[2] // 2] = 1.0
+        return output
+
+
+def test_flip_averages_the_photo_and_its_mirror():
+    photo = np.zeros((32, 32, 3), dtype=np.uint8)
+    plain = predict_probability(LeftHalfModel(), photo)
+    assert plain[:, :16].min() == 1.0 and plain[:, 16:].max() == 0.0
+    averaged = predict_probability(LeftHalfModel(), photo, flip=True)
+    assert np.allclose(averaged, 0.5)  # left half from the photo, right half from the mirror
+    # A mirror-symmetric answer is unchanged by the flip.
+    assert np.array_equal(predict_probability(FakeModel(), photo, flip=True), predict_probability(FakeModel(), photo))
