@@ -22,6 +22,8 @@ def command_train(arguments: argparse.Namespace) -> int:
                        "learning_rate": arguments.learning_rate, "max_seconds": arguments.max_seconds,
                        "validation_fraction": arguments.validation_fraction, "seed": arguments.seed}
     train_config = dataclasses.replace(TrainConfig(), **{k: v for k, v in train_overrides.items() if v is not None})
+    if arguments.no_augment:
+        train_config = dataclasses.replace(train_config, augment=False)
     if arguments.no_time_limit:
         train_config = dataclasses.replace(train_config, max_seconds=None)
     run_id = plan_run(model_config, train_config, arguments.from_model)
@@ -69,6 +71,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--validation-fraction", type=float, help="share of photos held out (default 0.25)")
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")
     training.add_argument("--no-time-limit", action="store_true", help="train for all epochs")
+    training.add_argument("--no-augment", action="store_true", help="no random flips/zoom/rotation/colour jitter")
     training.add_argument("--pretrained", action="store_true", default=None,
                           help="ImageNet weights for the mobilenet_unet encoder (needs internet once)")
     training.add_argument("--from-model", help="fine-tune from a model: starter, best, a version id, or a model folder")

@@ -80,3 +80,24 @@ def test_kill_9_marks_the_run_failed_and_a_new_run_can_start(catseg_home):
     second = start_run(TINY_MODEL, TINY_TRAINING)
     stop_run(second)
     wait_for(lambda: not run_status(second).is_active or reap_dead_runs(), what="the second run to end")
+
+
+def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
+    import json
+
+    from conftest import run_cli
+
+    add_labelled()
+    storage.dispose_all()
+    first = run_cli(catseg_home, "train", "--size", "32", "--epochs", "1", "--batch-size", "2", "--json")
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert {"run_id", "model_id", "best_val_iou", "seconds"} <= set(summary)
+    second = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--no-augment",
+                     "--epochs", "1", "--json")
+    assert second.returncode == 0, second.stderr[-2000:]
+    fine_tuned = json.loads(second.stdout.strip().splitlines()[-1])
+    view = run_status(fine_tuned["run_id"])
+    assert view.train_config["augment"] is False
+    assert view.initial_model == str(summary["model_id"])
+    assert view.model_config["image_size"] == 32  # the starting model's size, not the default
