@@ -8,10 +8,14 @@ first steps are excluded).
 The tutorial pipeline is reproduced from the blog: ``make_image_gen`` reads
 and resizes every file on every batch (cv2 instead of skimage ``imread``),
 applies ``cv2_brightness_augment``, divides by 255 and uses ``mask > 0``.
-Its ``ImageDataGenerator`` augmentation (gone from Keras 3) is replaced by
-the same random affine done per image with ``cv2.warpAffine``: rotation
-+-15 deg, shift +-10 %, shear 0.01, zoom 0.9..1.25, horizontal flip,
-reflect fill, one shared transform for photo and mask.
+Its augmentation is the blog's own: two ``ImageDataGenerator`` flows with
+the blog's arguments, kept in step by a shared seed (``--tutorial-augment
+keras``, the default). Keras 3 no longer exports that class but still ships
+its code as ``keras.src.legacy.preprocessing.image.ImageDataGenerator`` (the
+Keras 2 implementation, scipy ``affine_transform`` per channel), so this is
+the blog's code path. ``--tutorial-augment cv2`` swaps in the same random
+affine done with ``cv2.warpAffine`` (much faster than the original), to show
+how much of the gap the augmentation alone makes.
 
 catseg's pipeline decodes each file once (``load_examples``) and streams
 augmented in-memory tensors with ``make_dataset``.
@@ -101,8 +105,28 @@ def _random_affine(rng: np.random.Generator, size: int) -> np.ndarray:
     return (back @ rotation @ shearing @ zooming @ to_centre)[:2]
 
 
+# The blog's ImageDataGenerator arguments (AUGMENT_BRIGHTNESS = False).
+DG_ARGS = dict(featurewise_center=False, samplewise_center=False, rotation_range=15, width_shift_range=0.1,
+               height_shift_range=0.1, shear_range=0.01, zoom_range=[0.9, 1.25], horizontal_flip=True,
+               vertical_flip=False, fill_mode="reflect", data_format="channels_last")
+
+
+def create_keras_aug_gen(in_gen: Iterator, seed: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The blog's create_aug_gen: two ImageDataGenerator flows synchronised by a shared seed."""
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+    image_gen = ImageDataGenerator(**DG_ARGS)
+    label_gen = ImageDataGenerator(**DG_ARGS)
+    np.random.seed(seed if seed is not None else np.random.choice(range(9999)))
+    for in_x, in_y in in_gen:
+        seed = np.random.choice(range(9999))
+        g_x = image_gen.flow(255 * in_x, batch_size=in_x.shape[0], seed=seed, shuffle=True)
+        g_y = label_gen.flow(in_y, batch_size=in_x.shape[0], seed=seed, shuffle=True)
+        yield next(g_x) / 255.0, next(g_y)
+
+
 def create_aug_gen(in_gen: Iterator, seed: int = 42) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stand-in for the blog's two synchronised ImageDataGenerator flows."""
+    """The same random affine as the blog's flows, done with cv2.warpAffine (faster than the original)."""
     rng = np.random.default_rng(seed)
     for photos, masks in in_gen:
         out_photos = np.empty_like(photos, dtype=np.float32)
@@ -151,6 +175,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "seed-cats")
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per pipeline")
     parser.add_argument("--warmup", type=int, default=8, help="untimed steps (tracing, caches)")
+    parser.add_argument("--tutorial-augment", choices=("keras", "cv2"), default="keras",
+                        help="the blog's ImageDataGenerator (default) or a cv2 re-implementation")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="TensorFlow intra-op threads")
     arguments = parser.parse_args()
 
@@ -167,7 +193,8 @@ def main() -> None:
 
     random.seed(42)
     np.random.seed(42)
-    tutorial = time_training(create_aug_gen(make_image_gen(train_pairs)), arguments.warmup, arguments.steps)
+    augmenter = create_keras_aug_gen if arguments.tutorial_augment == "keras" else create_aug_gen
+    tutorial = time_training(augmenter(make_image_gen(train_pairs), 42), arguments.warmup, arguments.steps)
 
     started = time.perf_counter()
     images, masks = load_examples(train_pairs, IMAGE_SIZE)
@@ -179,6 +206,7 @@ def main() -> None:
         "tutorial_images_per_second": round(tutorial, 2),
         "catseg_images_per_second": round(catseg, 2),
         "ratio": round(catseg / tutorial, 2),
+        "tutorial_augment": arguments.tutorial_augment,
         "steps": arguments.steps,
         "batch_size": BATCH_SIZE,
         "image_size": IMAGE_SIZE,
