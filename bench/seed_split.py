@@ -29,6 +29,22 @@ def seed_pairs(data: Path) -> list[tuple[Path, Path]]:
     return [(photo, data / "mask" / f"mask_{photo.name}") for photo in photos]
 
 
+def write_split(data: Path, out: Path, validation_fraction: float = 0.25, seed: int = 42) -> dict:
+    """Write out/train and out/valid (input/ + mask/ symlinks); returns the counts."""
+    pairs = seed_pairs(data)
+    train, valid = split_indices(len(pairs), validation_fraction, seed)
+    for name, indices in (("train", train), ("valid", valid)):
+        for folder in ("input", "mask"):
+            (out / name / folder).mkdir(parents=True, exist_ok=True)
+        for index in indices:
+            photo, mask = pairs[index]
+            for source, target in ((photo, out / name / "input" / photo.name),
+                                   (mask, out / name / "mask" / mask.name)):
+                target.unlink(missing_ok=True)
+                target.symlink_to(source.resolve())
+    return {"train": len(train), "valid": len(valid), "out": str(out)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -36,18 +52,7 @@ def main() -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=42)
     arguments = parser.parse_args()
-    pairs = seed_pairs(arguments.data)
-    train, valid = split_indices(len(pairs), arguments.validation_fraction, arguments.seed)
-    for name, indices in (("train", train), ("valid", valid)):
-        for folder in ("input", "mask"):
-            (arguments.out / name / folder).mkdir(parents=True, exist_ok=True)
-        for index in indices:
-            photo, mask = pairs[index]
-            for source, target in ((photo, arguments.out / name / "input" / photo.name),
-                                   (mask, arguments.out / name / "mask" / mask.name)):
-                target.unlink(missing_ok=True)
-                target.symlink_to(source.resolve())
-    print(json.dumps({"train": len(train), "valid": len(valid), "out": str(arguments.out)}))
+    print(json.dumps(write_split(arguments.data, arguments.out, arguments.validation_fraction, arguments.seed)))
 
 
 if __name__ == "__main__":

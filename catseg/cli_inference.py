@@ -12,7 +12,8 @@ from pathlib import Path
 
 from catseg.cli import EXIT_FAILURE, EXTRA_COMMANDS, Progress
 
-MODEL_HELP = "model version id, 'best' (default), 'starter', or a model folder (model.keras + card.json)"
+MODEL_HELP = ("model version id, 'best' (best trained), 'starter' (shipped with catseg), or a model folder "
+              "(model.keras + card.json); default: the best trained model, or the starter while none is trained")
 
 
 def _photo_files(inputs: list[str]) -> list[Path]:
@@ -122,7 +123,7 @@ def _pixels(text: str) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="write a full-resolution mask PNG (0/255) per photo")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="photos, or folders of photos")
-    predict.add_argument("--model", default="best", help=MODEL_HELP)
+    predict.add_argument("--model", default=None, help=MODEL_HELP)
     predict.add_argument("--out", required=True, help="folder for the masks (<photo stem>.png)")
     predict.add_argument("--threshold", type=_threshold, default=0.5)
     predict.set_defaults(handler=command_predict)
@@ -130,7 +131,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     splash = commands.add_parser("splash", help="colour-splash one photo (cat in colour, background changed)")
     splash.add_argument("input", metavar="IN", help="the photo")
     splash.add_argument("output", metavar="OUT", help="the result: .jpg or .png (transparent always writes .png)")
-    splash.add_argument("--model", default="best", help=MODEL_HELP)
+    splash.add_argument("--model", default=None, help=MODEL_HELP)
     splash.add_argument("--effect", choices=("grey", "blur", "colour", "transparent", "picture"), default="grey")
     splash.add_argument("--threshold", type=_threshold, default=0.5)
     splash.add_argument("--feather", type=_pixels, default=0, help="soft edge width in pixels (0: hard edge)")
@@ -139,7 +140,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     splash.set_defaults(handler=command_splash)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a labelled folder (tutorial or YOLO)")
-    evaluate.add_argument("--model", default="best", help=MODEL_HELP)
+    evaluate.add_argument("--model", default=None, help=MODEL_HELP)
     evaluate.add_argument("--data", required=True, help="a tutorial-layout (input/ + mask/) or YOLO folder")
     evaluate.add_argument("--threshold", type=_threshold, default=0.5)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")

@@ -102,12 +102,13 @@ class ModelConfig:
 class TrainConfig:
     """How to train.
 
-    The defaults are the recipe measured with ``bench/train_quality.py``
-    (U-Net 128 px / 16 filters, batch 4, Adam with a time-aware cosine decay,
-    augmentation, 480 s budget). It falls short of the 0.80 goal on this 2-core
-    CPU. Adam 1e-3 rather than 3e-3: without augmentation, 150 s on the seed
-    training split reached training IoU 0.76 at 1e-3 against 0.63 at 3e-3
-    (``bench/recipe_probe.py``).
+    The defaults are the Train page's: fine-tuning the starter model (the page's
+    default start) for a 5-minute budget, U-Net 128 px / 16 filters when training
+    from random weights, batch 4, Adam 1e-3 with a time-aware cosine decay,
+    augmentation on. Adam 1e-3 rather than 3e-3: without augmentation, 150 s on
+    the seed training split reached training IoU 0.76 at 1e-3 against 0.63 at
+    3e-3 (``bench/recipe_probe.py``). From random weights this recipe falls short
+    of the 0.80 goal on a 2-core CPU (``bench/train_quality.py``).
 
     epochs: upper bound on passes over the training photos.
     batch_size: photos per optimiser step.
@@ -132,7 +133,7 @@ class TrainConfig:
     early_stopping_patience: int = 0
     validation_fraction: float = 0.25
     seed: int = 42
-    max_seconds: float | None = 480.0
+    max_seconds: float | None = 300.0
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, 1, 100_000)

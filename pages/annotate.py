@@ -12,7 +12,7 @@ import storage
 from catseg import annotation
 from catseg.annotation import CanvasView
 from catseg.compositing import overlay_mask
-from catseg.predictor import resolve_model
+from catseg.predictor import resolve_model, starter_model_directory
 from storage import dataset
 
 MAX_CANVAS_WIDTH = 900
@@ -219,12 +219,10 @@ def load_predictor(directory: str):
 
 def available_model() -> str | None:
     """The folder of the model pre-fill would use, or None while there is none."""
-    for spec in (None, "starter"):
-        try:
-            return str(resolve_model(spec))
-        except ValueError:
-            continue
-    return None
+    try:
+        return str(resolve_model(None))  # the best trained model, else the starter
+    except ValueError:
+        return None
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -377,8 +375,9 @@ with actions_area:
 if model_directory is not None:
     with controls_column:
         st.divider()
+        model_name = "the starter cat model" if model_directory == str(starter_model_directory()) else "your best model"
         prefill = st.button("Pre-fill from model", icon="🤖", key="annotate_prefill", width="stretch",
-                            disabled=dirty, help="Start from the model's mask and correct it."
+                            disabled=dirty, help=f"Start from {model_name}'s mask and correct it."
                             if not dirty else "Save or discard your changes first.")
         if prefill:
             try:

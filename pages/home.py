@@ -3,6 +3,7 @@
 import streamlit as st
 
 import storage
+from catseg.predictor import starter_model_available
 from storage import dataset, runs
 
 st.title("🐱 catseg: colour-splash cats")
@@ -38,6 +39,13 @@ with train_step.container(border=True):
     st.page_link("pages/train.py", label="Open Train", icon="🏋️")
 with try_step.container(border=True):
     st.subheader("4 · Try")
-    st.metric("Best model", best_model.label if best_model else "none yet")
-    st.caption("Colour-splash new photos.")
+    if best_model is not None:
+        st.metric("Best model", best_model.label)
+        st.caption("Colour-splash new photos.")
+    elif starter_model_available():
+        st.metric("Model", "starter")
+        st.caption("Works right away with the starter cat model; your own model fits your cats better.")
+    else:
+        st.metric("Best model", "none yet")
+        st.caption("Colour-splash new photos.")
     st.page_link("pages/try_photos.py", label="Open Try", icon="✨")

@@ -8,12 +8,16 @@ import storage
 from catseg.compositing import EFFECTS, SplashSettings, overlay_mask
 from catseg.images import SUPPORTED_SUFFIXES, PhotoRejected, decode_photo
 from catseg.predictor import (
+    STARTER_LABEL,
     Predictor,
     encode_result,
+    model_summary,
     probability_from_uint8,
     probability_to_uint8,
+    resolve_model,
     shrink_for_preview,
     splash,
+    starter_model_available,
     zip_results,
 )
 from storage import dataset, runs
@@ -59,7 +63,11 @@ with storage.begin() as session:
     best = runs.best_model_version(session)
     dataset_photos = dataset.list_photos(session, "all", limit=10_000)
 
-if not versions:
+# Choices are a version id as text or "starter"; the best trained version is preselected, else the starter.
+model_labels = {str(version.id): version.label for version in versions}
+if starter_model_available():
+    model_labels["starter"] = STARTER_LABEL
+if not model_labels:
     st.info(
         "No trained model yet. Add photos, paint masks over the cats on the Annotate page, "
         "train a model on the Train page, and then colour-splash your photos here."
@@ -70,15 +78,29 @@ if not versions:
     train_link.page_link("pages/train.py", label="Open Train", icon="🏋️")
     st.stop()
 
-by_id = {version.id: version for version in versions}
-version_ids = list(by_id)
+model_choices = list(model_labels)
+default_choice = str(best.id) if best is not None else ("starter" if "starter" in model_labels else model_choices[0])
 model_column, score_column = st.columns([4, 1], vertical_alignment="bottom")
-version_id = model_column.selectbox(
-    "Model version", version_ids, index=version_ids.index(best.id), format_func=lambda i: by_id[i].label,
+model_choice = model_column.selectbox(
+    "Model", model_choices, index=model_choices.index(default_choice), format_func=model_labels.get,
     key="try_model",
 )
-version = by_id[version_id]
-score_column.metric("Validation IoU", f"{version.val_iou:.3f}" if version.val_iou is not None else "–")
+try:
+    model_directory = resolve_model(model_choice)
+    summary = model_summary(model_directory)
+except ValueError as error:
+    st.error(str(error))
+    st.stop()
+if model_choice == "starter":
+    score_column.metric("IoU on unseen photos", f"{summary.unseen_iou:.2f}" if summary.unseen_iou is not None else "–",
+                        help="Mean foreground IoU on cat photos it never saw in training (see its model card).")
+    with st.expander("About the starter model", icon="🐈"):
+        st.markdown(summary.description)
+    if not versions:
+        st.caption("This is the starter model that comes with catseg. Train your own on the Train page "
+                   "to fit your cats better.")
+else:
+    score_column.metric("Validation IoU", f"{summary.validation_iou:.3f}" if summary.validation_iou is not None else "–")
 
 source_uploads, source_dataset = st.columns(2)
 uploads = source_uploads.file_uploader(
@@ -140,12 +162,12 @@ if effect == "picture" and background is None:
     st.stop()
 
 try:
-    predictor = load_predictor(str(version.directory))
+    predictor = load_predictor(str(model_directory))
 except Exception as error:  # a damaged model.keras fails inside Keras with many exception types
-    st.error(f"Model version #{version.id} could not be loaded ({error}); pick another version or train again.")
+    st.error(f"Model {model_labels[model_choice]} could not be loaded ({error}); pick another one or train again.")
     st.stop()
 
-model_key = str(version.directory)
+model_key = str(model_directory)
 probabilities = []
 # A progress bar only for several photos; cached maps come back at once.
 progress = st.progress(0.0, text="Finding the cats…") if len(photos) > 1 else None

@@ -35,6 +35,14 @@ def catseg_home(tmp_path, monkeypatch):
     storage.dispose_all()
 
 
+@pytest.fixture
+def no_starter(tmp_path, monkeypatch):
+    """Run as an installation without the shipped starter model (CATSEG_STARTER_MODEL -> a missing folder)."""
+    missing = tmp_path / "no_starter_model"
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(missing))
+    return missing
+
+
 def run_cli(home, *arguments, timeout: int = 180):
     """`python -m catseg ARGUMENTS` with CATSEG_HOME=home, as a user runs it."""
     import os

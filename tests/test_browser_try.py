@@ -20,8 +20,11 @@ LOADED_IMAGES = (
 )
 
 
-def test_upload_shows_original_and_result(catseg_home, tmp_path):
-    register_tiny_model()
+@pytest.mark.parametrize("trained", [True, False], ids=["own-model", "first-start-starter"])
+def test_upload_shows_original_and_result(catseg_home, tmp_path, trained):
+    # Without a trained model this is a first start: an empty CATSEG_HOME and the starter model.
+    if trained:
+        register_tiny_model()
     storage.dispose_all()
     photo_path = tmp_path / "ginger.jpg"
     photo_path.write_bytes(encode(drawn_cat(240, 180, seed=5)[0], "JPEG", quality=95))

@@ -84,7 +84,7 @@ def test_evaluate_json(catseg_home, tmp_path):
     assert text.returncode == 0 and "2 photos: IoU" in text.stdout
 
 
-def test_errors_are_one_line_without_traceback(catseg_home, photos, tmp_path):
+def test_errors_are_one_line_without_traceback(catseg_home, no_starter, photos, tmp_path):
     # No model version at all: say how to get one.
     assert_one_line_error(run_cli(catseg_home, "splash", str(photos / "cat0.jpg"), str(tmp_path / "o.jpg")),
                           "No trained model yet")

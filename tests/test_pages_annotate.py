@@ -293,10 +293,7 @@ def test_bad_drawings_are_messages_not_tracebacks(catseg_home):
 
 # --- pre-fill and imports ---------------------------------------------------------------------
 
-def test_prefill_is_absent_without_a_model(catseg_home, monkeypatch, tmp_path):
-    from catseg import predictor
-
-    monkeypatch.setattr(predictor, "STARTER_MODEL_DIRECTORY", tmp_path / "no_starter")
+def test_prefill_is_absent_without_a_model(catseg_home, no_starter):
     add_photos(1)
     app = open_annotate()
     assert "annotate_prefill" not in [button.key for button in app.button]
@@ -323,6 +320,15 @@ def test_prefill_with_a_tiny_model_then_save(catseg_home):
     click(app, "annotate_save")
     assert stored_source(second) == "painted"
     assert stored(second)[5, 15] == 255
+
+
+def test_prefill_uses_the_starter_while_no_model_is_trained(catseg_home):
+    add_photos(1)
+    app = open_annotate()
+    assert "starter" in app.button(key="annotate_prefill").help
+    click(app, "annotate_prefill")
+    assert not app.exception
+    assert "Unsaved changes" in app.warning[0].value
 
 
 def test_page_opens_fast_without_tensorflow(catseg_home):

@@ -9,7 +9,7 @@ import storage
 from catseg.predictor import Predictor
 from storage import dataset
 from conftest import REPOSITORY_ROOT, drawn_cat, encode
-from test_predictor import register_tiny_model
+from test_predictor import register_tiny_model, save_tiny_model
 
 APP = str(REPOSITORY_ROOT / "app.py")
 
@@ -39,7 +39,7 @@ def open_try_page() -> AppTest:
     return app
 
 
-def test_without_a_model_explains_what_comes_first(catseg_home):
+def test_without_any_model_explains_what_comes_first(catseg_home, no_starter):
     app = open_try_page()
     assert not app.exception
     assert app.title[0].value == "Try"
@@ -47,11 +47,13 @@ def test_without_a_model_explains_what_comes_first(catseg_home):
     assert not app.file_uploader  # nothing to try yet
 
 
-def test_upload_restyle_without_predicting_again_and_download(catseg_home, model_calls):
+def test_upload_restyle_without_predicting_again_and_download(catseg_home, model_calls, tmp_path, monkeypatch):
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(save_tiny_model(tmp_path / "starter")))
     version = register_tiny_model()
     app = open_try_page()
     assert not app.exception
-    assert app.selectbox(key="try_model").value == version.id
+    assert app.selectbox(key="try_model").value == str(version.id)
+    assert app.selectbox(key="try_model").options[-1] == "Starter cat model (comes with catseg)"
     assert app.metric[0].value == "0.900"
 
     photo, _ = drawn_cat(120, 90, seed=1)
@@ -106,3 +108,21 @@ def test_bad_upload_is_named_and_the_rest_still_work(catseg_home, model_calls):
     assert len(model_calls) == 2
     assert app.download_button(key="try_download_1")
     assert app.download_button(key="try_download_zip").label == "Download all 2 results (.zip)"
+
+
+def test_first_start_splashes_with_the_starter_model(catseg_home, model_calls):
+    """An empty CATSEG_HOME: no photos, no training, and the Try page already works."""
+    app = open_try_page()
+    assert not app.exception
+    assert app.selectbox(key="try_model").value == "starter"
+    assert app.metric[0].label == "IoU on unseen photos"
+    assert any("Scores on photos it never saw" in markdown.value for markdown in app.markdown)  # the card
+    photo, _ = drawn_cat(160, 120, seed=3)
+    app.file_uploader(key="try_uploads").set_value(("first.png", encode(photo), "image/png"))
+    app.run()
+    assert not app.exception
+    assert len(model_calls) == 1
+    assert [image.captions[0] for image in app.image] == ["Original", "Grey"]
+    result = app.image[1]
+    assert result.value[0]  # a picture was drawn
+    assert app.download_button(key="try_download_0").label == "Download first.jpg"

@@ -63,7 +63,7 @@ def tiny_predictor(tiny_version):
 
 # --- resolve_model -----------------------------------------------------------------------
 
-def test_resolve_model_without_versions_says_how_to_train(catseg_home):
+def test_resolve_model_without_versions_says_how_to_train(catseg_home, no_starter):
     for spec in (None, "best"):
         with pytest.raises(ValueError, match="No trained model yet: train one on the Train page"):
             resolve_model(spec)
@@ -101,12 +101,25 @@ def test_resolve_model_missing_files_of_a_registered_version(catseg_home):
         resolve_model(str(version.id))
 
 
-def test_starter_model_until_it_ships(catseg_home, tmp_path, monkeypatch):
-    monkeypatch.setattr(predictor_module, "STARTER_MODEL_DIRECTORY", tmp_path / "starter_model")
+def test_starter_model_is_the_fallback_until_a_model_is_trained(catseg_home, tmp_path, monkeypatch):
+    starter = tmp_path / "starter_model"
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(starter))
     with pytest.raises(ValueError, match="The starter model is not installed"):
         resolve_model("starter")
-    save_tiny_model(tmp_path / "starter_model")
-    assert resolve_model("starter") == tmp_path / "starter_model"
+    assert not predictor_module.starter_model_available()
+    save_tiny_model(starter)
+    assert predictor_module.starter_model_available()
+    assert resolve_model("starter") == starter
+    assert resolve_model(None) == starter  # nothing trained yet: the starter
+    with pytest.raises(ValueError, match="No trained model yet"):
+        resolve_model("best")  # "best" means the best *trained* model only
+    trained = register_tiny_model(name="mine")
+    assert resolve_model(None) == trained.directory
+
+
+def test_the_shipped_starter_folder_is_the_default(monkeypatch):
+    monkeypatch.delenv("CATSEG_STARTER_MODEL", raising=False)
+    assert predictor_module.starter_model_directory() == predictor_module.SHIPPED_STARTER_DIRECTORY
 
 
 # --- prediction and files ----------------------------------------------------------------

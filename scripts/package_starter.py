@@ -1,0 +1,178 @@
+"""Package a trained model version as catseg's starter model, with its model card.
+
+The starter is trained with catseg's own CLI (see catseg/starter_model/README.md for
+the exact commands); this script copies the run's best version into the package,
+without the optimizer state (a third of the size, and fine-tuning starts a fresh
+optimizer anyway), and writes the card from measured numbers only:
+
+    CATSEG_HOME=/tmp/starter-home .venv/bin/python scripts/package_starter.py \\
+        --run-id 1 --run-id 2 --command "python -m catseg train ..." \\
+        --evaluation "feral-cats/valid=/tmp/starter/eval-feral.json" \\
+        --evaluation "seed-cats validation split=/tmp/starter/eval-seed.json"
+
+Each evaluation file is the JSON line of `python -m catseg evaluate --json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPOSITORY_ROOT))
+
+from catseg.predictor import SHIPPED_STARTER_DIRECTORY  # noqa: E402
+
+MAXIMUM_MEGABYTES = 15
+TRAINING_DATA = [
+    {"name": "feral-cats/train (Cornell Feline Health Center, via Roboflow Universe)", "photos": None,
+     "licence": "Public Domain"},
+    {"name": "seed-cats training split (Arda Mavi's Cat-Segmentation, the tutorial's photos)", "photos": None,
+     "licence": "Apache License 2.0"},
+]
+LIMITS = [
+    "Several cats in one photo: all are painted as one cat mask; small cats far away are often missed.",
+    "Cats cut by the frame or hidden behind bars, grass or fences get ragged edges.",
+    "Dark cats at night and cats in deep shade blend into the background.",
+    "It works on a 128-pixel view of the photo, so whiskers and fur edges are smooth, not exact.",
+    "It saw mostly outdoor feral cats and some indoor pets; other animals may be taken for cats.",
+]
+
+
+def parse_evaluation(text: str) -> dict:
+    name, separator, path = text.partition("=")
+    if not separator:
+        raise SystemExit(f"--evaluation needs NAME=FILE, got {text!r}")
+    result = json.loads(Path(path).read_text(encoding="utf-8").strip().splitlines()[-1])
+    return {"name": name, "photos": result["photos"], "iou_mean": round(result["iou_mean"], 4),
+            "iou_pooled": round(result["iou_pooled"], 4), "dice_mean": round(result["dice_mean"], 4),
+            "threshold": result["threshold"]}
+
+
+def model_card_markdown(card: dict) -> str:
+    """The human-readable model card (README.md beside the model)."""
+    about = card["about"]
+    model_config, train_config = card["model_config"], card["train_config"]
+    lines = [
+        "# Starter cat model",
+        "",
+        "The model catseg uses before you train your own: the Try page's default on a fresh start, "
+        "Annotate's pre-fill while no model of yours exists, and the Train page's default starting "
+        "point for fine-tuning.",
+        "",
+        f"- Network: `{model_config['architecture']}` (batch-norm U-Net, {about['parameters']:,} parameters), "
+        f"input {model_config['image_size']} x {model_config['image_size']} px (photos are letterboxed), "
+        f"base filters {model_config['base_filters']}.",
+        f"- Training: {about['epochs']} epochs in {about['stages']} stage(s), {about['seconds'] / 60:.0f} minutes "
+        "on a 2-core CPU, "
+        f"batch {train_config['batch_size']}, Adam {train_config['learning_rate']:g} with a cosine decay, "
+        f"augmentation {'on' if train_config['augment'] else 'off'}, BCE + Dice loss; the epoch with the best "
+        f"IoU on a {train_config['validation_fraction']:.0%} hold-out of the training photos was kept "
+        f"(epoch {about['best_epoch']} of the last stage, IoU {card['metrics'].get('val_iou', float('nan')):.3f}). "
+        "The settings shown are the last stage's; the commands below give every stage.",
+        "",
+        "## Training data",
+        "",
+    ]
+    lines += [f"- {item['name']}: {item['photos']} photos. Licence: {item['licence']}." for item in about["data"]]
+    lines += [
+        "",
+        "The photos themselves are not in this repository; they are the licensed sets in `../shared/data`.",
+        "",
+        "## Scores on photos it never saw",
+        "",
+        "Mean foreground IoU per photo at full resolution, threshold 0.5, printed by `python -m catseg evaluate`:",
+        "",
+        "| Set | Photos | IoU (mean per photo) | IoU (pooled) | Dice (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {item['name']} | {item['photos']} | {item['iou_mean']:.3f} | {item['iou_pooled']:.3f} | "
+              f"{item['dice_mean']:.3f} |" for item in about["evaluation"]]
+    lines += ["", "## How it was made", "", "```sh"] + about["commands"] + ["```", "", "## Known limits", ""]
+    lines += [f"- {limit}" for limit in about["limits"]]
+    if about.get("notes"):
+        lines += ["", "## Shortfall and next steps", ""] + [f"- {note}" for note in about["notes"]]
+    lines += ["", "## Training curve", "",
+              f"IoU is pooled over the pixels of the {model_config['image_size']}-pixel model inputs (Keras "
+              "`BinaryIoU`), so it differs "
+              "from the per-photo scores above.", "",
+              "| Epoch | Stage | Loss | IoU | Validation loss | Validation IoU | Learning rate |",
+              "|---|---|---|---|---|---|---|"]
+    for row in about["curve"]:
+        lines.append(f"| {row['epoch']} | {row['stage']} | {row['loss']:.3f} | {row['iou']:.3f} | "
+                     f"{row['val_loss']:.3f} | {row['val_iou']:.3f} | {row['learning_rate']:.2e} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-id", type=int, action="append", required=True,
+                        help="the training runs (in $CATSEG_HOME), in order; the last one's model is shipped")
+    parser.add_argument("--command", action="append", required=True, help="a command that made it, in order")
+    parser.add_argument("--evaluation", action="append", required=True, metavar="NAME=FILE")
+    parser.add_argument("--feral-photos", type=int, required=True, help="feral-cats/train photos imported")
+    parser.add_argument("--seed-photos", type=int, required=True, help="seed-cats training-split photos imported")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a measured finding for the card's 'Shortfall and next steps' section")
+    parser.add_argument("--out", type=Path, default=SHIPPED_STARTER_DIRECTORY)
+    arguments = parser.parse_args()
+
+    import storage
+    from catseg.models import CARD_FILENAME, MODEL_FILENAME, load_model_version
+    from storage import runs
+
+    shipped_run = arguments.run_id[-1]
+    curve, seconds = [], 0.0
+    with storage.begin() as session:
+        version = runs.model_version_for_run(session, shipped_run)
+        run = runs.run_view(session, shipped_run)
+        for stage, run_id in enumerate(arguments.run_id, start=1):
+            seconds += runs.run_view(session, run_id).seconds or 0.0
+            curve += [dict(row, stage=stage, epoch_in_stage=row["epoch"]) for row in runs.epoch_rows(session, run_id)]
+    if version is None:
+        raise SystemExit(f"Run #{shipped_run} has no model version.")
+    for number, row in enumerate(curve, start=1):
+        row["epoch"] = number
+    model, _, card = load_model_version(version.directory)  # uncompiled: no optimizer state is saved
+    data = [dict(TRAINING_DATA[0], photos=arguments.feral_photos), dict(TRAINING_DATA[1], photos=arguments.seed_photos)]
+    card["about"] = {
+        "data": data,
+        "evaluation": [parse_evaluation(text) for text in arguments.evaluation],
+        "limits": LIMITS,
+        "notes": arguments.note,
+        "commands": arguments.command,
+        "parameters": int(model.count_params()),
+        "epochs": len(curve),
+        "best_epoch": run.best_epoch,
+        "stages": len(arguments.run_id),
+        "seconds": round(seconds, 1),
+        "curve": [{key: row[key] for key in ("epoch", "stage", "epoch_in_stage", "loss", "iou", "val_loss", "val_iou",
+                                             "learning_rate", "seconds")} for row in curve],
+    }
+
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".starter-", dir=arguments.out.parent))
+    try:
+        model.save(staging / MODEL_FILENAME)
+        (staging / CARD_FILENAME).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
+        megabytes = (staging / MODEL_FILENAME).stat().st_size / 2**20
+        if megabytes > MAXIMUM_MEGABYTES:
+            raise SystemExit(f"{MODEL_FILENAME} is {megabytes:.1f} MB, over the {MAXIMUM_MEGABYTES} MB limit.")
+        if arguments.out.exists():
+            shutil.rmtree(arguments.out)
+        os.rename(staging, arguments.out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(json.dumps({"out": str(arguments.out), "megabytes": round(megabytes, 2),
+                      "evaluation": card["about"]["evaluation"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The starter model shipped in catseg/starter_model: loads, predicts sanely, keeps its card's promises."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from catseg.models import CARD_FILENAME, MODEL_FILENAME, read_card
+from catseg.predictor import SHIPPED_STARTER_DIRECTORY, Predictor, evaluate_folder, model_summary
+from conftest import REPOSITORY_ROOT, SHARED_DATA, drawn_cat
+
+FERAL_VALID = SHARED_DATA / "feral-cats" / "valid"
+
+
+@pytest.fixture(scope="module")
+def starter() -> Predictor:
+    return Predictor(SHIPPED_STARTER_DIRECTORY)
+
+
+def evaluation_of(name_start: str) -> dict:
+    evaluations = read_card(SHIPPED_STARTER_DIRECTORY)["about"]["evaluation"]
+    return next(item for item in evaluations if item["name"].startswith(name_start))
+
+
+def test_the_starter_ships_small_with_a_card_and_a_model_card():
+    model_file = SHIPPED_STARTER_DIRECTORY / MODEL_FILENAME
+    assert model_file.is_file() and model_file.stat().st_size <= 15 * 2**20
+    card = json.loads((SHIPPED_STARTER_DIRECTORY / CARD_FILENAME).read_text(encoding="utf-8"))
+    about = card["about"]
+    assert {item["licence"] for item in about["data"]} == {"Public Domain", "Apache License 2.0"}
+    assert any("python -m catseg train" in command for command in about["commands"])
+    assert about["limits"] and len(about["curve"]) == about["epochs"] >= 1
+    readme = (SHIPPED_STARTER_DIRECTORY / "README.md").read_text(encoding="utf-8")
+    for item in about["evaluation"]:
+        assert item["name"] in readme and f"{item['iou_mean']:.3f}" in readme
+    summary = model_summary(SHIPPED_STARTER_DIRECTORY)
+    assert summary.unseen_iou is not None and 0.0 < summary.unseen_iou <= 1.0
+
+
+def test_the_starter_turns_a_synthetic_photo_into_a_full_size_probability_map(starter):
+    photo, _ = drawn_cat(200, 150, seed=11)
+    probability = starter.probability(photo)
+    assert probability.shape == (150, 200)
+    assert probability.dtype == np.float32
+    assert np.isfinite(probability).all()
+    assert probability.min() >= 0.0 and probability.max() <= 1.0
+    # Not a constant map: the network responds to the picture.
+    assert probability.std() > 1e-3
+
+
+@pytest.mark.realdata
+def test_the_feral_valid_score_on_the_card_is_what_evaluate_measures(starter):
+    measured = evaluate_folder(starter, FERAL_VALID)
+    claimed = evaluation_of("feral-cats/valid")
+    assert measured.photos == claimed["photos"]
+    assert measured.iou_mean == pytest.approx(claimed["iou_mean"], abs=0.005)
+    # The issue's goal is 0.75; the shipped model reaches 0.66 (see its card). This floor
+    # catches a model that got worse, not one that reaches the goal.
+    assert measured.iou_mean >= 0.65
+
+
+@pytest.mark.realdata
+def test_the_seed_validation_score_on_the_card_is_what_evaluate_measures(starter, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(REPOSITORY_ROOT / "bench"))
+    from seed_split import write_split
+
+    write_split(SHARED_DATA / "seed-cats", tmp_path)  # the 75/25 split, seed 42, as symlinks
+    measured = evaluate_folder(starter, tmp_path / "valid")
+    claimed = evaluation_of("seed-cats validation")
+    assert measured.photos == claimed["photos"] == 21
+    assert measured.iou_mean == pytest.approx(claimed["iou_mean"], abs=0.005)
