@@ -95,15 +95,17 @@ if active_now is None:
         model_column, training_column = st.columns(2)
         with model_column:
             # Fine-tuning a model that already knows cats beats random weights on a small dataset.
-            start_options = (["starter"] if starter_model_available() else []) + [str(v.id) for v in versions] + [None]
+            # Options are "starter", a version id as text, or "scratch" (random weights).
+            start_options = (["starter"] if starter_model_available() else []) + [str(v.id) for v in versions] + ["scratch"]
             version_labels = {str(v.id): v.label for v in versions}
-            start_from = st.selectbox(
+            start_choice = st.selectbox(
                 "Start from", start_options,
-                format_func=lambda option: "random weights (from scratch)" if option is None else
+                format_func=lambda option: "random weights (from scratch)" if option == "scratch" else
                 "the starter cat model (recommended)" if option == "starter" else f"model {version_labels[option]}",
                 key="train_start_from",
                 help="Fine-tuning a model that already knows cats learns faster than starting from scratch; "
                      "it keeps that model's network and image size.")
+            start_from = None if start_choice == "scratch" else start_choice
             architecture = st.selectbox("Network", list(ARCHITECTURE_LABELS), format_func=ARCHITECTURE_LABELS.get,
                                         key="train_architecture", disabled=start_from is not None)
             pretrained = False

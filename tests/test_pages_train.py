@@ -21,7 +21,8 @@ def test_start_watch_stop(catseg_home):
     add_labelled(6)
     app = open_train_page()
     assert not app.exception
-    app.selectbox(key="train_start_from").set_value(None).run()  # from scratch, tiny
+    assert app.selectbox(key="train_start_from").value == "starter"  # the default start
+    app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
     app.select_slider(key="train_image_size").set_value(64)
     app.select_slider(key="train_batch_size").set_value(2)
     app.slider(key="train_minutes").set_value(2)
