@@ -128,14 +128,21 @@ def restore_probability(
             f"photo shape {tuple(photo_shape[:2])} does not match the geometry's "
             f"({geometry.photo_height}, {geometry.photo_width}); use the geometry returned for this photo"
         )
-    cropped = probability[
+    return _resize_probability(_crop_to_photo(probability, geometry), geometry.photo_height, geometry.photo_width)
+
+
+def _crop_to_photo(probability: np.ndarray, geometry: Letterbox) -> np.ndarray:
+    """The part of a (size, size) map that covers the photo (the padding cut off)."""
+    return probability[
         geometry.top : geometry.top + geometry.resized_height,
         geometry.left : geometry.left + geometry.resized_width,
     ]
-    restored = cv2.resize(
-        np.ascontiguousarray(cropped), (geometry.photo_width, geometry.photo_height), interpolation=cv2.INTER_LINEAR
-    )
-    restored = restored.reshape(geometry.photo_height, geometry.photo_width)
+
+
+def _resize_probability(probability: np.ndarray, height: int, width: int) -> np.ndarray:
+    if probability.shape != (height, width):
+        probability = cv2.resize(np.ascontiguousarray(probability), (width, height), interpolation=cv2.INTER_LINEAR)
+    restored = np.array(probability, dtype=np.float32).reshape(height, width)
     # Linear interpolation of values in [0, 1] stays in [0, 1]; clip guards a model without sigmoid.
     return np.clip(restored, 0.0, 1.0, out=restored)
 
@@ -186,12 +193,43 @@ def predict_probability(
     """
     size = model_input_size(model) if size is None else _check_size(size)
     batch, geometry = prepare_input(photo, size, fit=fit, padding=padding)
+    return restore_probability(_one_probability(model, batch, flip), geometry)
+
+
+def _one_probability(model: Any, batch: np.ndarray, flip: bool) -> np.ndarray:
+    """(size, size) probability for a batch of one, averaged with its mirror image if ``flip``."""
     if flip:
         both = _model_probabilities(model, np.concatenate([batch, batch[:, :, ::-1]]))
-        probability = 0.5 * (both[0] + both[1][:, ::-1])
-    else:
-        probability = _model_probabilities(model, batch)[0]
-    return restore_probability(probability, geometry)
+        return 0.5 * (both[0] + both[1][:, ::-1])
+    return _model_probabilities(model, batch)[0]
+
+
+def predict_probability_at_scales(
+    models: Sequence[Any], photo: np.ndarray, fit: str = "letterbox", padding: str = "reflect", flip: bool = False,
+) -> np.ndarray:
+    """Average the cat probability (H, W) of one network run at several input sizes.
+
+    ``models`` are the same network taking different square sizes (see
+    ``catseg.models.at_input_size``). Each sees the photo letterboxed to its own
+    size; the photo part of each map is brought to the photo part of the largest
+    one, averaged there and resized to full resolution once. Larger sizes give
+    small cats more pixels, smaller ones give large cats more context.
+    """
+    if not models:
+        raise ValueError("predict_probability_at_scales needs at least one model")
+    crops = []
+    for model in models:
+        batch, geometry = prepare_input(photo, model_input_size(model), fit=fit, padding=padding)
+        crops.append(_crop_to_photo(_one_probability(model, batch, flip), geometry))
+    height, width = max(crop.shape for crop in crops)
+    average = np.zeros((height, width), np.float32)
+    for crop in crops:
+        average += crop if crop.shape == (height, width) else cv2.resize(
+            np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_LINEAR
+        )
+    average /= len(crops)
+    photo_height, photo_width = photo.shape[:2]
+    return _resize_probability(average, photo_height, photo_width)
 
 
 def predict_probabilities(

@@ -226,6 +226,24 @@ def build_model(config: ModelConfig) -> Any:
     raise ValueError(f"Unknown architecture {config.architecture!r}.")  # guarded by ModelConfig
 
 
+def at_input_size(model: Any, image_size: int) -> Any:
+    """The same network, sharing its weights, wired to take image_size x image_size photos.
+
+    Works for the fully convolutional U-Nets; raises ValueError for a network tied to
+    its input size (the MobileNetV2 encoder keeps the size it was built with).
+    """
+    keras = _keras()
+    _check_image_size(image_size, 32)
+    try:
+        # clone_function returning the layer itself shares every weight: no copy, no memory.
+        return keras.models.clone_model(
+            model, input_tensors=keras.Input((image_size, image_size, 3), name="photo"),
+            clone_function=lambda layer: layer,
+        )
+    except ValueError as error:
+        raise ValueError(f"This network cannot take {image_size}-pixel photos: {error}") from None
+
+
 def compile_model(model: Any, learning_rate: float, jit_compile: bool | str = "auto") -> Any:
     """Compile with Adam, BCE + Dice loss and the foreground IoU metric."""
     from catseg.losses import bce_dice_loss, iou_metric

@@ -21,7 +21,7 @@ import numpy as np
 
 from catseg.compositing import SplashSettings, alpha_from_probability, composite, mask_from_alpha
 from catseg.images import decode_photo
-from catseg.inference import model_input_size, predict_probability
+from catseg.inference import model_input_size, predict_probability_at_scales
 from catseg.models import CARD_FILENAME, MODEL_FILENAME
 
 # The starter model ships inside the package (see catseg/starter_model/README.md, its model card).
@@ -32,6 +32,10 @@ STARTER_LABEL = "Starter cat model (comes with catseg)"
 NO_MODEL_MESSAGE = "No trained model yet: train one on the Train page or with `python -m catseg train`"
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 JPEG_QUALITY = 92
+# Test-time scales: the network also runs at 1.25x and 1.5x its input size (rounded to a
+# multiple of 32) and the maps are averaged. Picked on the starter's own training hold-out
+# (76 photos: 0.651 at 1x alone, 0.676 with all three), then checked on the unseen sets.
+TEST_TIME_SCALES = (1.0, 1.25, 1.5)
 
 
 def _is_model_directory(directory: Path) -> bool:
@@ -169,16 +173,25 @@ class Predictor:
     Load once, call `probability` many times; the attributes are read-only.
     """
 
-    __slots__ = ("_directory", "_model", "_model_config", "_card", "_size")
+    __slots__ = ("_directory", "_models", "_model_config", "_card", "_size")
 
-    def __init__(self, directory: Path | str) -> None:
-        from catseg.models import load_model_version
+    def __init__(self, directory: Path | str, scales: Iterable[float] = TEST_TIME_SCALES) -> None:
+        from catseg.models import at_input_size, load_model_version
 
         _quiet_tensorflow()
         directory = Path(directory)
         model, model_config, card = load_model_version(directory)
         size = model_input_size(model)
-        for name, value in (("_directory", directory), ("_model", model), ("_model_config", model_config),
+        models = [model]
+        for scale in scales:
+            scaled_size = max(32, round(size * scale / 32) * 32)
+            if scaled_size in (model_input_size(other) for other in models):
+                continue
+            try:
+                models.append(at_input_size(model, scaled_size))
+            except ValueError:
+                continue  # a network tied to its input size runs at that size only
+        for name, value in (("_directory", directory), ("_models", tuple(models)), ("_model_config", model_config),
                             ("_card", card), ("_size", size)):
             object.__setattr__(self, name, value)
 
@@ -213,7 +226,12 @@ class Predictor:
         # sees undistorted cats at inference too. Averaging with the mirrored photo gained
         # +0.010 / +0.013 mean IoU on feral-cats/valid / the seed-cats validation split for
         # the starter model, for one more call at the model's small input size.
-        return predict_probability(self._model, photo, size=self._size, fit="letterbox", flip=True)
+        return predict_probability_at_scales(self._models, photo, fit="letterbox", flip=True)
+
+    @property
+    def input_sizes(self) -> tuple[int, ...]:
+        """Every input size the photo is run at (test-time scales), the model's own first."""
+        return tuple(model_input_size(model) for model in self._models)
 
 
 # --- files -----------------------------------------------------------------------------

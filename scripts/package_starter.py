@@ -86,7 +86,8 @@ def model_card_markdown(card: dict) -> str:
         "",
         "## Scores on photos it never saw",
         "",
-        "Mean foreground IoU per photo at full resolution, threshold 0.5, printed by `python -m catseg evaluate`:",
+        "Mean foreground IoU per photo at full resolution, threshold 0.5, printed by `python -m catseg evaluate` "
+        "(which, like the app, averages the photo and its mirror image at 1x, 1.25x and 1.5x the input size):",
         "",
         "| Set | Photos | IoU (mean per photo) | IoU (pooled) | Dice (mean) |",
         "|---|---|---|---|---|",

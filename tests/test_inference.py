@@ -11,6 +11,7 @@ from catseg.inference import (
     letterbox_geometry,
     predict_probabilities,
     predict_probability,
+    predict_probability_at_scales,
     prepare_input,
     restore_probability,
 )
@@ -170,3 +171,38 @@ def test_flip_averages_the_photo_and_its_mirror():
     assert np.allclose(averaged, 0.5)  # left half from the photo, right half from the mirror
     # A mirror-symmetric answer is unchanged by the flip.
     assert np.array_equal(predict_probability(FakeModel(), photo, flip=True), predict_probability(FakeModel(), photo))
+
+
+class SizedModel(FakeModel):
+    """The red-channel model at another input size, counting its calls."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.input_shape = (None, size, size, 3)
+
+
+def test_scales_average_maps_of_every_size_back_onto_the_photo():
+    photo = np.zeros((90, 200, 3), dtype=np.uint8)
+    photo[:, 120:] = 255
+    models = [SizedModel(32), SizedModel(64), SizedModel(96)]
+    probability = predict_probability_at_scales(models, photo, flip=True)
+    assert probability.shape == (90, 200) and probability.dtype == np.float32
+    # Each size sees the same photo, so the averaged map lines up with the bright part.
+    assert intersection_over_union(probability >= 0.5, photo[..., 0] > 0) > 0.97
+    assert [model.batch_sizes for model in models] == [[2], [2], [2]]  # photo + mirror, once per size
+    # One model is the plain prediction.
+    assert np.allclose(predict_probability_at_scales([SizedModel(32)], photo), predict_probability(FakeModel(), photo))
+
+
+def test_scales_keep_a_not_symmetric_answer_where_each_size_put_it():
+    photo = np.zeros((40, 80, 3), dtype=np.uint8)
+    small, large = LeftHalfModel(), LeftHalfModel()
+    large.input_shape = (None, 64, 64, 3)
+    probability = predict_probability_at_scales([small, large], photo)
+    # Both sizes call the left half of their input "cat": so does the average.
+    assert probability[:, :36].min() > 0.99 and probability[:, 44:].max() < 0.01
+
+
+def test_scales_need_a_model():
+    with pytest.raises(ValueError, match="at least one model"):
+        predict_probability_at_scales([], np.zeros((8, 8, 3), np.uint8))

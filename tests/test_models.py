@@ -13,6 +13,7 @@ import pytest
 from catseg.config import ModelConfig, TrainConfig
 from catseg.models import (
     PretrainedWeightsUnavailable,
+    at_input_size,
     build_mobilenet_unet,
     build_model,
     build_tutorial_unet,
@@ -75,6 +76,22 @@ def test_builders_map_photos_to_same_size_probabilities(builder, size: int) -> N
     probabilities = np.asarray(model(photos, training=False))
     assert probabilities.shape == (2, size, size, 1)
     assert probabilities.min() >= 0.0 and probabilities.max() <= 1.0
+
+
+def test_at_input_size_runs_the_same_weights_at_another_size() -> None:
+    model = build_unet(64, base_filters=8)
+    larger = at_input_size(model, 96)
+    assert larger.input_shape == (None, 96, 96, 3)
+    assert larger.weights[0] is model.weights[0]  # shared, not copied
+    rebuilt = build_unet(96, base_filters=8)
+    rebuilt.set_weights(model.get_weights())
+    photos = np.random.default_rng(1).random((1, 96, 96, 3), dtype=np.float32)
+    assert np.allclose(np.asarray(larger(photos, training=False)), np.asarray(rebuilt(photos, training=False)))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        at_input_size(model, 100)
+    # MobileNetV2's encoder is tied to the size it was built with: a clear error, not a crash.
+    with pytest.raises(ValueError, match="cannot take 128-pixel photos"):
+        at_input_size(build_mobilenet_unet(96, weights=None), 128)
 
 
 def test_tutorial_unet_matches_the_blog_network() -> None:

@@ -126,6 +126,8 @@ def test_the_shipped_starter_folder_is_the_default(monkeypatch):
 
 def test_predictor_is_read_only_and_knows_its_size(tiny_predictor):
     assert tiny_predictor.input_size == TINY_SIZE
+    # Test-time scales 1x, 1.25x, 1.5x rounded to multiples of 32: 64, (64), 96.
+    assert tiny_predictor.input_sizes == (TINY_SIZE, 96)
     assert tiny_predictor.model_config.image_size == TINY_SIZE
     with pytest.raises(AttributeError):
         tiny_predictor.input_size = 3
