@@ -222,12 +222,7 @@ def predict_probability_at_scales(
         batch, geometry = prepare_input(photo, model_input_size(model), fit=fit, padding=padding)
         crops.append(_crop_to_photo(_one_probability(model, batch, flip), geometry))
     height, width = max(crop.shape for crop in crops)
-    average = np.zeros((height, width), np.float32)
-    for crop in crops:
-        average += crop if crop.shape == (height, width) else cv2.resize(
-            np.ascontiguousarray(crop), (width, height), interpolation=cv2.INTER_LINEAR
-        )
-    average /= len(crops)
+    average = np.mean([_resize_probability(crop, height, width) for crop in crops], axis=0)
     photo_height, photo_width = photo.shape[:2]
     return _resize_probability(average, photo_height, photo_width)
 

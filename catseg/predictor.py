@@ -34,7 +34,7 @@ OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 JPEG_QUALITY = 92
 # Test-time scales: the network also runs at 1.25x and 1.5x its input size (rounded to a
 # multiple of 32) and the maps are averaged. Picked on the starter's own training hold-out
-# (76 photos: 0.651 at 1x alone, 0.676 with all three), then checked on the unseen sets.
+# (bench/inference_scales.py --run-id 3), then checked on the unseen sets.
 TEST_TIME_SCALES = (1.0, 1.25, 1.5)
 
 
@@ -182,15 +182,16 @@ class Predictor:
         directory = Path(directory)
         model, model_config, card = load_model_version(directory)
         size = model_input_size(model)
-        models = [model]
+        models, sizes = [model], [size]
         for scale in scales:
             scaled_size = max(32, round(size * scale / 32) * 32)
-            if scaled_size in (model_input_size(other) for other in models):
+            if scaled_size in sizes:
                 continue
             try:
                 models.append(at_input_size(model, scaled_size))
             except ValueError:
                 continue  # a network tied to its input size runs at that size only
+            sizes.append(scaled_size)
         for name, value in (("_directory", directory), ("_models", tuple(models)), ("_model_config", model_config),
                             ("_card", card), ("_size", size)):
             object.__setattr__(self, name, value)
@@ -223,9 +224,9 @@ class Predictor:
     def probability(self, photo: np.ndarray) -> np.ndarray:
         """Cat probability (H, W) float32 in [0, 1] at the photo's full resolution."""
         # Letterbox, like the training pipeline (catseg.pipeline.letterbox), so the model
-        # sees undistorted cats at inference too. Averaging with the mirrored photo gained
-        # +0.010 / +0.013 mean IoU on feral-cats/valid / the seed-cats validation split for
-        # the starter model, for one more call at the model's small input size.
+        # sees undistorted cats at inference too. Averaging the photo and its mirror at each
+        # of TEST_TIME_SCALES costs more model calls at these small input sizes, and gains
+        # mean IoU on unseen photos (see the starter's model card).
         return predict_probability_at_scales(self._models, photo, fit="letterbox", flip=True)
 
     @property
