@@ -13,8 +13,10 @@ from catseg.cli import EXTRA_COMMANDS
 def command_train(arguments: argparse.Namespace) -> int:
     import dataclasses
 
+    import storage
     from catseg.config import ModelConfig, TrainConfig
     from catseg.runs import execute_run, local_stop_request, plan_run
+    from storage import runs
 
     model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
     model_config = ModelConfig(**{k: v for k, v in model_overrides.items() if v is not None})
@@ -26,8 +28,11 @@ def command_train(arguments: argparse.Namespace) -> int:
         train_config = dataclasses.replace(train_config, augment=False)
     if arguments.no_time_limit:
         train_config = dataclasses.replace(train_config, max_seconds=None)
-    run_id = plan_run(model_config, train_config, arguments.from_model)
-    print(f"Training run #{run_id}: {model_config.architecture} at {model_config.image_size} px "
+    fine_tune_size = arguments.size if arguments.from_model is not None else None
+    run_id = plan_run(model_config, train_config, arguments.from_model, fine_tune_size)
+    with storage.begin() as session:
+        planned = ModelConfig.from_dict(runs.get_run(session, run_id).model_config)
+    print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px "
           f"(Ctrl+C stops it and keeps the best epoch so far).", file=sys.stderr)
     def stop_gently(signal_number, frame) -> None:
         # First Ctrl+C: finish the batch, keep the best epoch. A second one interrupts at once.
@@ -63,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     training = commands.add_parser("train", help="train a U-Net on the labelled photos (in the foreground)")
     training.add_argument("--arch", choices=ARCHITECTURES, help="network (default: unet)")
-    training.add_argument("--size", type=int, help="model input size in pixels, a multiple of 32")
+    training.add_argument("--size", type=int, help="model input size in pixels, a multiple of 32 (with --from-model: fine-tune at this size)")
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float)

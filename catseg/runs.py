@@ -8,6 +8,7 @@ in the foreground). `reap_dead_runs` marks runs whose process has gone as failed
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -78,11 +79,15 @@ def _log_tail(run_id: int, lines: int = 12) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def plan_run(model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None) -> int:
+def plan_run(
+    model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None,
+    fine_tune_size: int | None = None,
+) -> int:
     """Record a new run over the labelled photos (split fixed by the seed); returns its id.
 
     `initial_model` ("starter", a version id, or a model folder) fine-tunes that model; its
-    architecture and input size then replace `model_config`.
+    architecture and input size then replace `model_config`, unless `fine_tune_size` asks
+    for another input size (the same weights on larger photos).
     """
     from catseg.models import read_card
     from catseg.pipeline import split_indices
@@ -91,6 +96,13 @@ def plan_run(model_config: ModelConfig, train_config: TrainConfig, initial_model
     if initial_model is not None:
         directory = resolve_model(initial_model)  # ValueError with a clear message if it is gone
         model_config = ModelConfig.from_dict(read_card(directory)["model_config"])
+        if fine_tune_size is not None and fine_tune_size != model_config.image_size:
+            if model_config.architecture == "mobilenet_unet":
+                raise ValueError(
+                    "A MobileNetV2 U-Net keeps the input size it was built with; "
+                    f"fine-tune it at {model_config.image_size} px or train a new one at {fine_tune_size} px."
+                )
+            model_config = dataclasses.replace(model_config, image_size=fine_tune_size)  # validated by ModelConfig
         if not initial_model.isdigit() and initial_model != "starter":
             initial_model = str(directory)
 
@@ -209,7 +221,7 @@ def execute_run(run_id: int, announce=None) -> dict:
             initial = resolve_model(initial_spec)
         reporter = _Reporter(run_id, announce)
         result = train(
-            None if initial else model_config, train_config, train_pairs, validation_pairs,
+            model_config, train_config, train_pairs, validation_pairs,
             on_batch=reporter.on_batch, on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
             initial_model_directory=initial,
         )

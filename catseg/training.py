@@ -11,6 +11,7 @@ process writing to a database) needs no Keras knowledge:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -190,12 +191,13 @@ def train(
     train_pairs / val_pairs: (photo_path, mask_path) tuples.
     callbacks: extra Keras callbacks, appended after catseg's own.
     initial_model_directory: a saved model version to fine-tune; its
-        ModelConfig is used (pass ``model_config=None`` or the same config).
+        ModelConfig is used (pass ``model_config=None``, the same config, or the
+        same config with another image_size to fine-tune at that size).
     Returns a ``TrainResult`` whose model holds the best epoch's weights.
     """
     import keras
 
-    from catseg.models import build_model, compile_model, load_model_version
+    from catseg.models import at_input_size, build_model, compile_model, load_model_version
 
     if not isinstance(train_config, TrainConfig):
         raise ValueError(f"train needs a TrainConfig, got {type(train_config).__name__}.")
@@ -207,12 +209,17 @@ def train(
     if initial_model_directory is not None:
         model, saved_config, _card = load_model_version(initial_model_directory)
         if model_config is not None and model_config != saved_config:
-            raise ValueError(
-                f"The model in {initial_model_directory} was built with {saved_config}, not "
-                f"{model_config}; fine-tuning keeps the saved architecture, so pass "
-                "model_config=None or the saved config."
-            )
-        model_config = saved_config
+            if dataclasses.replace(model_config, image_size=saved_config.image_size) != saved_config:
+                raise ValueError(
+                    f"The model in {initial_model_directory} was built with {saved_config}, not "
+                    f"{model_config}; fine-tuning keeps the saved architecture (only the input size "
+                    "may change), so pass model_config=None or the saved config."
+                )
+            # Same weights on larger (or smaller) photos: a fully convolutional U-Net allows it,
+            # and at_input_size says clearly when a network does not.
+            model = at_input_size(model, model_config.image_size)
+        else:
+            model_config = saved_config
     else:
         if not isinstance(model_config, ModelConfig):
             raise ValueError("train needs a ModelConfig (or an initial_model_directory to fine-tune).")

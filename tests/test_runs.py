@@ -101,3 +101,15 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert view.train_config["augment"] is False
     assert view.initial_model == str(summary["model_id"])
     assert view.model_config["image_size"] == 32  # the starting model's size, not the default
+    # --size with --from-model: the same weights fine-tuned on larger photos
+    larger = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--size", "64",
+                     "--epochs", "1", "--json")
+    assert larger.returncode == 0, larger.stderr[-2000:]
+    assert "at 64 px" in larger.stderr
+    enlarged = json.loads(larger.stdout.strip().splitlines()[-1])
+    assert run_status(enlarged["run_id"]).model_config["image_size"] == 64
+    from catseg.models import load_model_version
+    with storage.begin() as session:
+        directory = runs.model_version_for_run(session, enlarged["run_id"]).directory
+    model, config, _card = load_model_version(directory)
+    assert config.image_size == 64 and tuple(model.input_shape[1:3]) == (64, 64)
