@@ -21,7 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SCALE_SETS = ((1.0,), (1.0, 1.25), (1.0, 1.5), (1.0, 1.25, 1.5), (1.0, 1.25, 1.5, 1.75))
+SCALE_SETS = ((1.0,), (1.0, 1.25), (1.0, 1.5), (1.0, 1.25, 1.5), (1.0, 1.25, 1.5, 1.75),
+              (0.8, 1.0, 1.25), (0.8, 1.0, 1.25, 1.5))
 
 
 def run_hold_out(run_id: int) -> list[tuple[np.ndarray, np.ndarray]]:

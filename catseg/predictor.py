@@ -34,8 +34,21 @@ OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 JPEG_QUALITY = 92
 # Test-time scales: the network also runs at 1.25x and 1.5x its input size (rounded to a
 # multiple of 32) and the maps are averaged. Picked on the starter's own training hold-out
-# (bench/inference_scales.py --run-id 3), then checked on the unseen sets.
+# (bench/inference_scales.py --run-id 3), then checked on the unseen sets. A model card may
+# name its own ("test_time_scales"), picked the same way for that model.
 TEST_TIME_SCALES = (1.0, 1.25, 1.5)
+
+
+def scaled_input_sizes(size: int, scales: Iterable[float]) -> tuple[int, ...]:
+    """The distinct input sizes for `scales` x `size`, multiples of 32, the model's own first."""
+    sizes = [size]
+    for scale in scales:
+        if not (isinstance(scale, (int, float)) and 0 < scale <= 4):
+            raise ValueError(f"A test-time scale must be a number above 0 and at most 4, got {scale!r}.")
+        scaled_size = max(32, round(size * scale / 32) * 32)
+        if scaled_size not in sizes:
+            sizes.append(scaled_size)
+    return tuple(sizes)
 
 
 def _is_model_directory(directory: Path) -> bool:
@@ -175,23 +188,22 @@ class Predictor:
 
     __slots__ = ("_directory", "_models", "_model_config", "_card", "_size")
 
-    def __init__(self, directory: Path | str, scales: Iterable[float] = TEST_TIME_SCALES) -> None:
+    def __init__(self, directory: Path | str, scales: Iterable[float] | None = None) -> None:
+        """`scales`: test-time scales; by default the card's own, else TEST_TIME_SCALES."""
         from catseg.models import at_input_size, load_model_version
 
         _quiet_tensorflow()
         directory = Path(directory)
         model, model_config, card = load_model_version(directory)
+        if scales is None:
+            scales = card.get("test_time_scales") or TEST_TIME_SCALES
         size = model_input_size(model)
-        models, sizes = [model], [size]
-        for scale in scales:
-            scaled_size = max(32, round(size * scale / 32) * 32)
-            if scaled_size in sizes:
-                continue
+        models = [model]
+        for scaled_size in scaled_input_sizes(size, scales)[1:]:
             try:
                 models.append(at_input_size(model, scaled_size))
             except ValueError:
-                continue  # a network tied to its input size runs at that size only
-            sizes.append(scaled_size)
+                break  # a network tied to its input size runs at that size only
         for name, value in (("_directory", directory), ("_models", tuple(models)), ("_model_config", model_config),
                             ("_card", card), ("_size", size)):
             object.__setattr__(self, name, value)
@@ -225,7 +237,7 @@ class Predictor:
         """Cat probability (H, W) float32 in [0, 1] at the photo's full resolution."""
         # Letterbox, like the training pipeline (catseg.pipeline.letterbox), so the model
         # sees undistorted cats at inference too. Averaging the photo and its mirror at each
-        # of TEST_TIME_SCALES costs more model calls at these small input sizes, and gains
+        # test-time scale costs more model calls at these small input sizes, and gains
         # mean IoU on unseen photos (see the starter's model card).
         return predict_probability_at_scales(self._models, photo, fit="letterbox", flip=True)
 

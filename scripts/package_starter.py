@@ -26,7 +26,7 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from catseg.predictor import SHIPPED_STARTER_DIRECTORY  # noqa: E402
+from catseg.predictor import SHIPPED_STARTER_DIRECTORY, TEST_TIME_SCALES, scaled_input_sizes  # noqa: E402
 
 MAXIMUM_MEGABYTES = 15
 TRAINING_DATA = [
@@ -39,7 +39,7 @@ LIMITS = [
     "Several cats in one photo: all are painted as one cat mask; small cats far away are often missed.",
     "Cats cut by the frame or hidden behind bars, grass or fences get ragged edges.",
     "Dark cats at night and cats in deep shade blend into the background.",
-    "It works on a 128-pixel view of the photo, so whiskers and fur edges are smooth, not exact.",
+    "It works on a {size}-pixel view of the photo, so whiskers and fur edges are smooth, not exact.",
     "It saw mostly outdoor feral cats and some indoor pets; other animals may be taken for cats.",
 ]
 
@@ -58,6 +58,7 @@ def model_card_markdown(card: dict) -> str:
     """The human-readable model card (README.md beside the model)."""
     about = card["about"]
     model_config, train_config = card["model_config"], card["train_config"]
+    sizes = sorted(scaled_input_sizes(model_config["image_size"], card.get("test_time_scales") or TEST_TIME_SCALES))
     lines = [
         "# Starter cat model",
         "",
@@ -87,7 +88,8 @@ def model_card_markdown(card: dict) -> str:
         "## Scores on photos it never saw",
         "",
         "Mean foreground IoU per photo at full resolution, threshold 0.5, printed by `python -m catseg evaluate` "
-        "(which, like the app, averages the photo and its mirror image at 1x, 1.25x and 1.5x the input size):",
+        "(which, like the app, averages the photo and its mirror image run at "
+        f"{', '.join(map(str, sizes))} px, the test-time sizes named in this model's card):",
         "",
         "| Set | Photos | IoU (mean per photo) | IoU (pooled) | Dice (mean) |",
         "|---|---|---|---|---|",
@@ -95,17 +97,17 @@ def model_card_markdown(card: dict) -> str:
     lines += [f"| {item['name']} | {item['photos']} | {item['iou_mean']:.3f} | {item['iou_pooled']:.3f} | "
               f"{item['dice_mean']:.3f} |" for item in about["evaluation"]]
     lines += ["", "## How it was made", "", "```sh"] + about["commands"] + ["```", "", "## Known limits", ""]
-    lines += [f"- {limit}" for limit in about["limits"]]
+    lines += [f"- {limit.format(size=model_config['image_size'])}" for limit in about["limits"]]
     if about.get("notes"):
         lines += ["", "## Shortfall and next steps", ""] + [f"- {note}" for note in about["notes"]]
     lines += ["", "## Training curve", "",
-              f"IoU is pooled over the pixels of the {model_config['image_size']}-pixel model inputs (Keras "
-              "`BinaryIoU`), so it differs "
-              "from the per-photo scores above.", "",
-              "| Epoch | Stage | Loss | IoU | Validation loss | Validation IoU | Learning rate |",
-              "|---|---|---|---|---|---|---|"]
+              "IoU is pooled over the pixels of each stage's model inputs (Keras `BinaryIoU`, at the input size "
+              "in the table), so it differs from the per-photo scores above.", "",
+              "| Epoch | Stage | Input px | Loss | IoU | Validation loss | Validation IoU | Learning rate |",
+              "|---|---|---|---|---|---|---|---|"]
     for row in about["curve"]:
-        lines.append(f"| {row['epoch']} | {row['stage']} | {row['loss']:.3f} | {row['iou']:.3f} | "
+        lines.append(f"| {row['epoch']} | {row['stage']} | {row.get('image_size', model_config['image_size'])} | "
+                     f"{row['loss']:.3f} | {row['iou']:.3f} | "
                      f"{row['val_loss']:.3f} | {row['val_iou']:.3f} | {row['learning_rate']:.2e} |")
     return "\n".join(lines) + "\n"
 
@@ -120,6 +122,9 @@ def main() -> None:
     parser.add_argument("--seed-photos", type=int, required=True, help="seed-cats training-split photos imported")
     parser.add_argument("--note", action="append", default=[],
                         help="a measured finding for the card's 'Shortfall and next steps' section")
+    parser.add_argument("--test-time-scales", type=lambda text: [float(part) for part in text.split(",")],
+                        help="this model's test-time scales, e.g. 0.8,1,1.25 (picked with bench/inference_scales.py "
+                             f"on the run's hold-out); default {','.join(map(str, TEST_TIME_SCALES))}")
     parser.add_argument("--out", type=Path, default=SHIPPED_STARTER_DIRECTORY)
     arguments = parser.parse_args()
 
@@ -133,13 +138,18 @@ def main() -> None:
         version = runs.model_version_for_run(session, shipped_run)
         run = runs.run_view(session, shipped_run)
         for stage, run_id in enumerate(arguments.run_id, start=1):
-            seconds += runs.run_view(session, run_id).seconds or 0.0
-            curve += [dict(row, stage=stage, epoch_in_stage=row["epoch"]) for row in runs.epoch_rows(session, run_id)]
+            stage_run = runs.run_view(session, run_id)
+            seconds += stage_run.seconds or 0.0
+            curve += [dict(row, stage=stage, epoch_in_stage=row["epoch"], image_size=stage_run.model_config["image_size"])
+                      for row in runs.epoch_rows(session, run_id)]
     if version is None:
         raise SystemExit(f"Run #{shipped_run} has no model version.")
     for number, row in enumerate(curve, start=1):
         row["epoch"] = number
     model, _, card = load_model_version(version.directory)  # uncompiled: no optimizer state is saved
+    if arguments.test_time_scales:
+        scaled_input_sizes(card["model_config"]["image_size"], arguments.test_time_scales)  # ValueError if invalid
+        card["test_time_scales"] = arguments.test_time_scales
     data = [dict(TRAINING_DATA[0], photos=arguments.feral_photos), dict(TRAINING_DATA[1], photos=arguments.seed_photos)]
     card["about"] = {
         "data": data,
@@ -152,8 +162,8 @@ def main() -> None:
         "best_epoch": run.best_epoch,
         "stages": len(arguments.run_id),
         "seconds": round(seconds, 1),
-        "curve": [{key: row[key] for key in ("epoch", "stage", "epoch_in_stage", "loss", "iou", "val_loss", "val_iou",
-                                             "learning_rate", "seconds")} for row in curve],
+        "curve": [{key: row[key] for key in ("epoch", "stage", "epoch_in_stage", "image_size", "loss", "iou", "val_loss",
+                                             "val_iou", "learning_rate", "seconds")} for row in curve],
     }
 
     arguments.out.parent.mkdir(parents=True, exist_ok=True)

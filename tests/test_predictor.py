@@ -133,6 +133,24 @@ def test_predictor_is_read_only_and_knows_its_size(tiny_predictor):
         tiny_predictor.input_size = 3
 
 
+def test_a_card_may_name_its_own_test_time_scales(tmp_path):
+    import json
+
+    from catseg.models import CARD_FILENAME
+    from catseg.predictor import scaled_input_sizes
+
+    assert scaled_input_sizes(160, (1.0, 1.25, 1.5)) == (160, 192, 256)
+    assert scaled_input_sizes(160, (0.8, 1.0, 1.25)) == (160, 128, 192)
+    with pytest.raises(ValueError, match="test-time scale"):
+        scaled_input_sizes(160, (0.0,))
+    directory = save_tiny_model(tmp_path / "model")
+    card_path = directory / CARD_FILENAME
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card_path.write_text(json.dumps({**card, "test_time_scales": [0.5, 1.0]}), encoding="utf-8")
+    assert Predictor(directory).input_sizes == (TINY_SIZE, 32)  # the card's scales
+    assert Predictor(directory, scales=(1.0,)).input_sizes == (TINY_SIZE,)  # an explicit choice wins
+
+
 def test_probability_is_full_resolution_and_finds_the_cat(tiny_predictor):
     photo, mask = drawn_cat(120, 90, seed=1)
     probability = tiny_predictor.probability(photo)

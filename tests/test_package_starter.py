@@ -1,0 +1,41 @@
+"""The starter's model card text comes from measured numbers in its card.json."""
+
+from __future__ import annotations
+
+import sys
+
+from conftest import REPOSITORY_ROOT
+
+
+def card(test_time_scales=None) -> dict:
+    row = {"epoch": 1, "stage": 1, "epoch_in_stage": 1, "image_size": 128, "loss": 0.5, "iou": 0.6,
+           "val_loss": 0.55, "val_iou": 0.58, "learning_rate": 3e-4, "seconds": 80.0}
+    result = {
+        "model_config": {"architecture": "unet", "image_size": 160, "base_filters": 16},
+        "train_config": {"batch_size": 4, "learning_rate": 3e-4, "augment": True, "validation_fraction": 0.1},
+        "metrics": {"val_iou": 0.68},
+        "about": {
+            "data": [{"name": "feral-cats/train", "photos": 699, "licence": "Public Domain"}],
+            "evaluation": [{"name": "feral-cats/valid", "photos": 195, "iou_mean": 0.7123, "iou_pooled": 0.72,
+                            "dice_mean": 0.81, "threshold": 0.5}],
+            "limits": ["It works on a {size}-pixel view of the photo."],
+            "notes": [], "commands": ["python -m catseg train --size 128"], "parameters": 1967041,
+            "epochs": 2, "best_epoch": 2, "stages": 2, "seconds": 200.0,
+            "curve": [row, dict(row, epoch=2, stage=2, image_size=160)],
+        },
+    }
+    if test_time_scales is not None:
+        result["test_time_scales"] = test_time_scales
+    return result
+
+
+def test_model_card_names_the_sizes_that_were_used():
+    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
+    from package_starter import model_card_markdown
+
+    text = model_card_markdown(card())
+    assert "run at 160, 192, 256 px" in text  # default scales 1x, 1.25x, 1.5x of 160
+    assert "It works on a 160-pixel view" in text
+    assert "| 1 | 1 | 128 |" in text and "| 2 | 2 | 160 |" in text  # each stage's own input size
+    assert "| feral-cats/valid | 195 | 0.712 |" in text
+    assert "run at 128, 160, 192 px" in model_card_markdown(card([0.8, 1.0, 1.25]))
