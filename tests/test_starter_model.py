@@ -56,9 +56,9 @@ def test_the_feral_valid_score_on_the_card_is_what_evaluate_measures(starter):
     claimed = evaluation_of("feral-cats/valid")
     assert measured.photos == claimed["photos"]
     assert measured.iou_mean == pytest.approx(claimed["iou_mean"], abs=0.005)
-    # The goal is 0.75; the shipped model reaches 0.71 (see its card). This floor
+    # The goal is 0.75; the shipped model reaches 0.74 (see its card). This floor
     # catches a model that got worse, not one that reaches the goal.
-    assert measured.iou_mean >= 0.69
+    assert measured.iou_mean >= 0.73
 
 
 @pytest.mark.realdata
