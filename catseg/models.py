@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from catseg import __version__
 from catseg.config import ModelConfig, TrainConfig
@@ -295,8 +295,11 @@ def save_model_version(
     train_config: TrainConfig,
     metrics: Mapping[str, Any],
     directory: Path | str,
+    test_time_scales: Sequence[float] | None = None,
 ) -> Path:
     """Write ``model.keras`` and ``card.json`` into ``directory`` atomically.
+
+    ``test_time_scales``, if given, go into the card for ``catseg.predictor.Predictor``.
 
     Everything is written into a temporary folder beside ``directory``, flushed
     to disk and then renamed, so readers never see a half-written version.
@@ -326,6 +329,8 @@ def save_model_version(
             "train_config": train_config.to_dict(),
             "metrics": _json_safe(dict(metrics)),
         }
+        if test_time_scales:
+            card["test_time_scales"] = [float(scale) for scale in test_time_scales]
         card_path = temporary / CARD_FILENAME
         with open(card_path, "w", encoding="utf-8") as card_file:
             json.dump(card, card_file, indent=2, allow_nan=False)

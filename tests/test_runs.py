@@ -93,6 +93,13 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert first.returncode == 0, first.stderr[-2000:]
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert {"run_id", "model_id", "best_val_iou", "seconds"} <= set(summary)
+    with storage.begin() as session:
+        first_directory = runs.model_version_for_run(session, summary["run_id"]).directory
+    card_path = first_directory / "card.json"
+    card = json.loads(card_path.read_text())
+    assert "test_time_scales" not in card
+    card["test_time_scales"] = [1.0, 1.5]  # as the starter's card names its own
+    card_path.write_text(json.dumps(card))
     second = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--no-augment",
                      "--epochs", "1", "--json")
     assert second.returncode == 0, second.stderr[-2000:]
@@ -101,6 +108,10 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert view.train_config["augment"] is False
     assert view.initial_model == str(summary["model_id"])
     assert view.model_config["image_size"] == 32  # the starting model's size, not the default
+    from catseg.models import read_card
+    with storage.begin() as session:
+        fine_tuned_directory = runs.model_version_for_run(session, fine_tuned["run_id"]).directory
+    assert read_card(fine_tuned_directory)["test_time_scales"] == [1.0, 1.5]  # inherited at the same size
     # --size with --from-model: the same weights fine-tuned on larger photos
     larger = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--size", "64",
                      "--epochs", "1", "--json")
@@ -111,5 +122,6 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     from catseg.models import load_model_version
     with storage.begin() as session:
         directory = runs.model_version_for_run(session, enlarged["run_id"]).directory
-    model, config, _card = load_model_version(directory)
+    model, config, card = load_model_version(directory)
     assert config.image_size == 64 and tuple(model.input_shape[1:3]) == (64, 64)
+    assert "test_time_scales" not in card  # picked for 32 px, not for this size
