@@ -10,7 +10,8 @@ to a saved model version. Prints one JSON object.
     .venv/bin/python bench/finetune_starter.py [--data ../shared/data/seed-cats] [--set FIELD=JSON ...]
 
 `--set` changes a TrainConfig field from the page's default, for experiments
-(e.g. `--set learning_rate=0.0003`).
+(e.g. `--set learning_rate=0.0003`). `--also-scales 1,1.25,1.5` also scores the same
+fine-tuned model at other test-time scales (its card's own are the main figure).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--model", default="starter", help="the model to start from (default: the starter)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON")
+    parser.add_argument("--also-scales", action="append", default=[], metavar="S1,S2,...",
+                        type=lambda text: tuple(float(part) for part in text.split(",")))
     arguments = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="catseg-finetune-") as scratch:
@@ -62,11 +65,16 @@ def main() -> None:
             version = runs.model_version_for_run(session, run_id)
             run = runs.run_view(session, run_id)
         unseen = evaluate_folder(Predictor(version.directory), scratch / "split" / "valid")
+        at_other_scales = {}
+        for scales in arguments.also_scales:
+            other = evaluate_folder(Predictor(version.directory, scales), scratch / "split" / "valid")
+            at_other_scales["+".join(map(str, scales))] = round(other.iou_mean, 4)
         storage.dispose_all()
     print(json.dumps({
         "unseen_iou_mean": round(unseen.iou_mean, 4),
         "unseen_iou_pooled": round(unseen.iou_pooled, 4),
         "unseen_photos": unseen.photos,
+        "unseen_iou_mean_at_scales": at_other_scales,
         "run_best_val_iou": round(summary["best_val_iou"], 4),
         "seconds": round(seconds, 1),
         "epochs": summary["epochs"],
