@@ -145,48 +145,80 @@ def _tf() -> Any:
     return tf
 
 
-def _affine_matrix(seed: Any, image_size: int) -> Any:
-    """Random flip + zoom + rotation + shift as 8 projective-transform numbers.
+# augment_arrays takes this many uniform [0, 1) numbers: 5 for the geometry, 6 for the colours.
+AUGMENT_DRAWS = 11
 
-    The first 6 are the 2x3 affine matrix mapping *output* pixel coordinates to
-    *input* coordinates (cv2's WARP_INVERSE_MAP convention).
+
+def _affine_matrix(uniform: np.ndarray, image_size: int) -> np.ndarray:
+    """Random flip + zoom + rotation + shift as a 2x3 float32 matrix from 5 uniform numbers.
+
+    The matrix maps *output* pixel coordinates to *input* coordinates
+    (cv2's WARP_INVERSE_MAP convention).
     """
-    tf = _tf()
-    uniform = tf.random.stateless_uniform([5], seed=seed, minval=0.0, maxval=1.0)
-    flip = tf.where(uniform[0] < 0.5, -1.0, 1.0)
-    angle = (uniform[1] * 2.0 - 1.0) * (_MAX_ROTATION_DEGREES * np.pi / 180.0)
+    flip = -1.0 if uniform[0] < 0.5 else 1.0
+    angle = (uniform[1] * 2.0 - 1.0) * np.deg2rad(_MAX_ROTATION_DEGREES)
     # Sample zoom in log space so zooming in and out are equally likely.
     log_low, log_high = np.log(_ZOOM_RANGE[0]), np.log(_ZOOM_RANGE[1])
-    zoom = tf.exp(log_low + uniform[2] * (log_high - log_low))
+    zoom = np.exp(log_low + uniform[2] * (log_high - log_low))
     shift_x = (uniform[3] * 2.0 - 1.0) * _MAX_SHIFT_FRACTION * image_size
     shift_y = (uniform[4] * 2.0 - 1.0) * _MAX_SHIFT_FRACTION * image_size
     centre = (image_size - 1) / 2.0
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
     # input = R(angle)/zoom * F * (output - centre) + centre + shift
     a0, a1 = cos * flip, -sin
     b0, b1 = sin * flip, cos
     a2 = centre - a0 * centre - a1 * centre + shift_x
     b2 = centre - b0 * centre - b1 * centre + shift_y
-    return tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])
+    return np.array([[a0, a1, a2], [b0, b1, b2]], np.float32)
 
 
-def _warp_affine(stacked: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Warp an (S, S, 4) float32 array; ``matrix`` maps output to input pixels."""
-    height, width = stacked.shape[:2]
-    return cv2.warpAffine(
-        stacked, matrix, (width, height),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101,
-    )
-
-
-def _interpolate(value_range: tuple[float, float], unit: Any) -> Any:
+def _interpolate(value_range: tuple[float, float], unit: float) -> float:
     """Map ``unit`` in [-1, 1] onto ``value_range``."""
     low, high = value_range
     return low + (unit + 1.0) * 0.5 * (high - low)
 
 
+def augment_arrays(image: np.ndarray, mask: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Warp photo and mask identically, then colour-jitter the photo (numpy, any Keras backend).
+
+    image: float32 (S, S, 3) in [0, 1]; mask: float32 (S, S, 1) in {0, 1};
+    draws: AUGMENT_DRAWS uniform numbers in [0, 1) that fix every random choice.
+    Returns float32 arrays of the same shapes; the mask is re-binarised.
+    """
+    image = np.asarray(image, np.float32)
+    draws = np.asarray(draws, np.float64)
+    image_size = image.shape[0]
+    # One warp of the stacked 4-channel array keeps photo and mask aligned; cv2 releases
+    # the GIL, so tf.data's parallel map and PyDataset's worker threads both scale.
+    stacked = np.concatenate([image, np.asarray(mask, np.float32).reshape(image.shape[:2] + (1,))], axis=-1)
+    warped = cv2.warpAffine(
+        stacked, _affine_matrix(draws[:5], image_size), (image.shape[1], image.shape[0]),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101,
+    )
+    image = warped[..., :3]
+    mask = (warped[..., 3:] >= 0.5).astype(np.float32)
+
+    # Colour jitter as one 3x3 colour matrix + offset (white-balance gains, then saturation,
+    # then contrast, then brightness are all linear): a single matmul instead of HSV round
+    # trips, so augmentation stays well below the cost of a train step.
+    jitter = draws[5:11] * 2.0 - 1.0
+    brightness = jitter[0] * _BRIGHTNESS_DELTA
+    contrast = _interpolate(_CONTRAST_RANGE, jitter[1])
+    saturation = _interpolate(_SATURATION_RANGE, jitter[2])
+    # Per-channel gains shift the white balance: a cheap stand-in for hue jitter.
+    channel_gains = 1.0 + jitter[3:6] * _CHANNEL_GAIN_DELTA
+    saturate = saturation * np.eye(3) + (1.0 - saturation) * np.full((3, 3), 1.0 / 3.0)
+    colour_matrix = contrast * saturate * channel_gains[None, :]  # rows: output channels
+    # Contrast pivots around the mean gray level, which saturation preserves.
+    mean_gray = float(np.sum(image.mean(axis=(0, 1)) * channel_gains) / 3.0)
+    offset = (1.0 - contrast) * mean_gray + brightness
+    image = image.reshape(-1, 3) @ colour_matrix.T.astype(np.float32) + np.float32(offset)
+    image = np.clip(image.reshape(warped.shape[:2] + (3,)), 0.0, 1.0)
+    return image.astype(np.float32, copy=False), mask
+
+
 def augment_example(image: Any, mask: Any, seed: Any) -> tuple[Any, Any]:
-    """Randomly warp photo and mask identically, then colour-jitter the photo.
+    """``augment_arrays`` inside a tf.data graph, its random numbers drawn from ``seed``.
 
     image: float32 (S, S, 3) in [0, 1]; mask: float32 (S, S, 1) in {0, 1};
     seed: int32/int64 tensor of shape (2,) (stateless randomness, so the
@@ -194,39 +226,10 @@ def augment_example(image: Any, mask: Any, seed: Any) -> tuple[Any, Any]:
     """
     tf = _tf()
     image_size = image.shape[0]
-    seed = tf.cast(seed, tf.int64)
-    geometry_seed, colour_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 5)[:2])
-    # One transform of the stacked 4-channel tensor keeps photo and mask aligned.
-    # cv2.warpAffine is ~5x faster on CPU than tf's ImageProjectiveTransformV3
-    # and releases the GIL, so tf.data's parallel map still scales.
-    stacked = tf.concat([image, tf.cast(mask, image.dtype)], axis=-1)
-    matrix = tf.reshape(_affine_matrix(geometry_seed, image_size)[:6], (2, 3))
-    warped = tf.numpy_function(_warp_affine, [stacked, matrix], tf.float32, stateful=False)
-    warped.set_shape((image_size, image_size, 4))
-    image = warped[..., :3]
-    mask = tf.cast(warped[..., 3:] >= 0.5, image.dtype)
-
-    # Colour jitter as one 3x3 colour matrix + offset (white-balance gains, then
-    # saturation, then contrast, then brightness are all linear): a single
-    # matmul instead of tf.image's HSV round trips, so augmentation stays
-    # well below the cost of a train step.
-    jitter = tf.random.stateless_uniform([6], seed=colour_seed, minval=-1.0, maxval=1.0)
-    brightness = jitter[0] * _BRIGHTNESS_DELTA
-    contrast = _interpolate(_CONTRAST_RANGE, jitter[1])
-    saturation = _interpolate(_SATURATION_RANGE, jitter[2])
-    # Per-channel gains shift the white balance: a cheap stand-in for hue jitter.
-    channel_gains = 1.0 + jitter[3:6] * _CHANNEL_GAIN_DELTA
-    to_gray = tf.fill((3, 3), 1.0 / 3.0)
-    saturate = saturation * tf.eye(3) + (1.0 - saturation) * to_gray
-    colour_matrix = contrast * saturate * channel_gains[None, :]  # rows: output channels
-    # Contrast pivots around the mean gray level, which saturation preserves.
-    mean_gray = tf.reduce_sum(tf.reduce_mean(image, axis=(0, 1)) * channel_gains) / 3.0
-    offset = (1.0 - contrast) * mean_gray + brightness
-    image = tf.reshape(
-        tf.matmul(tf.reshape(image, (-1, 3)), colour_matrix, transpose_b=True) + offset,
-        (image_size, image_size, 3),
+    draws = tf.random.stateless_uniform([AUGMENT_DRAWS], seed=tf.cast(seed, tf.int64), minval=0.0, maxval=1.0)
+    image, mask = tf.numpy_function(
+        augment_arrays, [image, tf.cast(mask, tf.float32), draws], (tf.float32, tf.float32), stateful=False
     )
-    image = tf.clip_by_value(image, 0.0, 1.0)
     image.set_shape((image_size, image_size, 3))
     mask.set_shape((image_size, image_size, 1))
     return image, mask
@@ -238,21 +241,7 @@ def to_model_input(images: Any) -> Any:
     return tf.cast(images, tf.float32) / 255.0
 
 
-def make_dataset(
-    images: np.ndarray,
-    masks: np.ndarray,
-    batch_size: int,
-    training: bool,
-    augment: bool = True,
-    seed: int = 42,
-) -> Any:
-    """Batches of (float32 photos in [0, 1], float32 0/1 masks) as a ``tf.data.Dataset``.
-
-    training=True shuffles every epoch (and augments if ``augment``);
-    training=False keeps the order and never augments. Each pass draws new
-    random transforms, but the sequence is fixed by ``seed``.
-    """
-    tf = _tf()
+def _checked_arrays(images: np.ndarray, masks: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     images = np.asarray(images)
     masks = np.asarray(masks)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
@@ -265,6 +254,32 @@ def make_dataset(
         raise ValueError("No examples to make a dataset from; label some photos first.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+    return images, masks
+
+
+def make_dataset(
+    images: np.ndarray,
+    masks: np.ndarray,
+    batch_size: int,
+    training: bool,
+    augment: bool = True,
+    seed: int = 42,
+) -> Any:
+    """Batches of (float32 photos in [0, 1], float32 0/1 masks) for ``model.fit``.
+
+    A ``tf.data.Dataset`` on the TensorFlow backend, else ``make_batches``' PyDataset.
+
+    training=True shuffles every epoch (and augments if ``augment``);
+    training=False keeps the order and never augments. Each pass draws new
+    random transforms, but the sequence is fixed by ``seed``.
+    """
+    images, masks = _checked_arrays(images, masks, batch_size)
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        # JAX and PyTorch installs (a GPU machine, say) often have no TensorFlow for tf.data.
+        return make_batches(images, masks, batch_size, training, augment, seed)
+    tf = _tf()
 
     def to_float(image: Any, mask: Any) -> tuple[Any, Any]:
         return to_model_input(image), tf.cast(mask > 0, tf.float32)
@@ -295,3 +310,54 @@ def make_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_batches(
+    images: np.ndarray,
+    masks: np.ndarray,
+    batch_size: int,
+    training: bool,
+    augment: bool = True,
+    seed: int = 42,
+    workers: int | None = None,
+) -> Any:
+    """The same batches as ``make_dataset`` as a ``keras.utils.PyDataset``, for any Keras backend.
+
+    Every example's random numbers come from (seed, epoch, position in the epoch), so a
+    run is reproducible however the worker threads interleave.
+    """
+    import keras
+
+    images, masks = _checked_arrays(images, masks, batch_size)
+
+    class ExampleBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=workers or min(8, os.cpu_count() or 1), use_multiprocessing=False)
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            if not training:
+                return np.arange(len(images))
+            return np.random.default_rng([seed, self.epoch]).permutation(len(images))
+
+        def __len__(self) -> int:
+            return -(-len(images) // batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            chosen = self.order[index * batch_size:(index + 1) * batch_size]
+            photos = images[chosen].astype(np.float32) / 255.0
+            cat_masks = (masks[chosen] > 0).astype(np.float32)
+            if training and augment:
+                for offset in range(len(chosen)):
+                    position = index * batch_size + offset
+                    draws = np.random.default_rng([seed, self.epoch, position]).random(AUGMENT_DRAWS)
+                    photos[offset], cat_masks[offset] = augment_arrays(photos[offset], cat_masks[offset], draws)
+            return photos, cat_masks
+
+        def on_epoch_end(self) -> None:
+            # Keras calls this once the epoch's batches are all taken, before the next starts.
+            self.epoch += 1
+            self.order = self._order()
+
+    return ExampleBatches()

@@ -127,7 +127,7 @@ def _make_control_callback(
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {key: float(value) for key, value in (logs or {}).items()}
-            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             logs["seconds"] = self.elapsed()
             for key, value in logs.items():
                 self.history.setdefault(key, []).append(value)
@@ -145,8 +145,10 @@ def _make_control_callback(
 
             if on_epoch is not None:
                 photo, true_mask = preview_example
-                predicted = self.model(photo[None].astype(np.float32) / 255.0, training=False)
-                on_epoch(epoch, logs, make_preview(photo, true_mask[..., 0], np.asarray(predicted)[0, ..., 0]))
+                predicted = self.model.predict_on_batch(photo[None].astype(np.float32) / 255.0)
+                # convert_to_numpy: a PyTorch or JAX backend returns device tensors, not arrays.
+                predicted = keras.ops.convert_to_numpy(predicted)
+                on_epoch(epoch, logs, make_preview(photo, true_mask[..., 0], predicted[0, ..., 0]))
 
             if self.model.stop_training:
                 return

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catseg.pipeline import augment_example, letterbox, load_examples, make_dataset, split_indices
+from catseg.pipeline import (
+    augment_example, letterbox, load_examples, make_batches, make_dataset, split_indices,
+)
 
 
 def _disc_example(size: int = 64, centre: tuple[int, int] = (22, 40), radius: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +125,49 @@ def test_make_dataset_batches_aligned_examples() -> None:
     photos, batch_masks = next(iter(make_dataset(images, masks, batch_size=6, training=False)))
     np.testing.assert_allclose(photos.numpy(), images / 255.0, atol=1e-6)
     np.testing.assert_array_equal(batch_masks.numpy(), masks.astype(np.float32))
+
+
+def test_make_batches_feeds_any_backend_the_same_aligned_examples() -> None:
+    # The PyDataset path (JAX or PyTorch backends, where there is no tf.data) is tested here on
+    # TensorFlow: it is plain numpy + OpenCV, so the backend does not change what it yields.
+    examples = [_disc_example(centre=(16 + 4 * index, 30), radius=8 + index) for index in range(6)]
+    images = np.stack([photo for photo, _ in examples])
+    masks = np.stack([mask for _, mask in examples])
+
+    batches = make_batches(images, masks, batch_size=4, training=True, augment=True, seed=1, workers=2)
+    assert len(batches) == 2
+    first_epoch = [batches[index] for index in range(len(batches))]
+    assert [photos.shape[0] for photos, _ in first_epoch] == [4, 2]
+    moved = 0
+    for photos, batch_masks in first_epoch:
+        assert photos.dtype == np.float32 and batch_masks.dtype == np.float32
+        assert 0.0 <= photos.min() and photos.max() <= 1.0 and set(np.unique(batch_masks)) <= {0.0, 1.0}
+        for photo, mask in zip(photos, batch_masks):
+            brightness = photo.mean(axis=-1)
+            bright = brightness > (brightness.min() + brightness.max()) / 2
+            assert _iou(bright, mask[..., 0] > 0.5) > 0.85, "photo and mask drifted apart"
+            moved += min(_iou(mask[..., 0] > 0.5, original[..., 0] > 0) for original in masks) < 0.9
+    assert moved >= 3, "training batches should be augmented"
+
+    again = make_batches(images, masks, batch_size=4, training=True, augment=True, seed=1, workers=2)
+    np.testing.assert_array_equal(first_epoch[0][0], again[0][0])  # fixed by the seed
+    batches.on_epoch_end()
+    assert not np.array_equal(first_epoch[0][0], batches[0][0]), "each epoch draws new order and transforms"
+
+    photos, batch_masks = make_batches(images, masks, batch_size=6, training=False)[0]
+    np.testing.assert_allclose(photos, images / 255.0, atol=1e-6)  # validation: in order, untouched
+    np.testing.assert_array_equal(batch_masks, masks.astype(np.float32))
+    with pytest.raises(ValueError, match="masks must have shape"):
+        make_batches(images, masks[..., 0], 2, training=True)
+
+
+def test_make_dataset_uses_the_pydataset_without_tensorflow_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    images = np.zeros((3, 32, 32, 3), np.uint8)
+    masks = np.zeros((3, 32, 32, 1), np.uint8)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    assert isinstance(make_dataset(images, masks, 2, training=True), keras.utils.PyDataset)
 
 
 def test_make_dataset_rejects_bad_arrays() -> None:
