@@ -26,6 +26,8 @@ def command_train(arguments: argparse.Namespace) -> int:
     train_config = dataclasses.replace(TrainConfig(), **{k: v for k, v in train_overrides.items() if v is not None})
     if arguments.no_augment:
         train_config = dataclasses.replace(train_config, augment=False)
+    if arguments.train_batch_norm:
+        train_config = dataclasses.replace(train_config, freeze_batch_norm=False)
     if arguments.no_time_limit:
         train_config = dataclasses.replace(train_config, max_seconds=None)
     fine_tune_size = arguments.size if arguments.from_model is not None else None
@@ -77,6 +79,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")
     training.add_argument("--no-time-limit", action="store_true", help="train for all epochs")
     training.add_argument("--no-augment", action="store_true", help="no random flips/zoom/rotation/colour jitter")
+    training.add_argument("--train-batch-norm", action="store_true",
+                          help="with --from-model: also update batch-norm statistics (kept fixed by default; "
+                               "worth it with hundreds of photos)")
     training.add_argument("--pretrained", action="store_true", default=None,
                           help="ImageNet weights for the mobilenet_unet encoder (needs internet once)")
     training.add_argument("--from-model", help="fine-tune from a model: starter, best, a version id, or a model folder")

@@ -166,6 +166,18 @@ def _make_control_callback(
     return TrainingControl()
 
 
+def _freeze_batch_norm(model: Any) -> None:
+    """Run every BatchNormalization layer (nested models too) in inference mode, untrained."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Keras 3: a non-trainable BatchNormalization also stops updating its moving statistics.
+            layer.trainable = False
+        elif hasattr(layer, "layers"):
+            _freeze_batch_norm(layer)
+
+
 def _check_pairs(name: str, pairs: Sequence[tuple[PathLike, PathLike]]) -> list[tuple[PathLike, PathLike]]:
     pairs = list(pairs)
     if not pairs:
@@ -222,6 +234,8 @@ def train(
             model = at_input_size(model, model_config.image_size)
         else:
             model_config = saved_config
+        if train_config.freeze_batch_norm:
+            _freeze_batch_norm(model)
     else:
         if not isinstance(model_config, ModelConfig):
             raise ValueError("train needs a ModelConfig (or an initial_model_directory to fine-tune).")

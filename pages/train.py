@@ -128,6 +128,11 @@ if active_now is None:
                                              value=DEFAULT_TRAINING.learning_rate, key="train_learning_rate")
             augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
                                 key="train_augment")
+            freeze_batch_norm = st.toggle(
+                "Keep the starting model's batch-norm layers fixed", value=DEFAULT_TRAINING.freeze_batch_norm,
+                key="train_freeze_batch_norm", disabled=start_from is None,
+                help="Best with a few dozen photos, whose small batches give noisy statistics; "
+                     "turn it off when you fine-tune on hundreds of photos.")
             patience = st.number_input("Stop early after this many epochs without improvement (0 = never)",
                                        0, 1000, DEFAULT_TRAINING.early_stopping_patience, key="train_patience")
         if st.button("Start training", type="primary", icon="🚀", key="train_start",
@@ -137,6 +142,7 @@ if active_now is None:
                 model_config = ModelConfig(architecture=architecture, image_size=image_size, pretrained=pretrained)
                 train_config = TrainConfig(
                     epochs=int(epochs), batch_size=batch_size, learning_rate=learning_rate, augment=augment,
+                    freeze_batch_norm=freeze_batch_norm,
                     early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
                     seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,
                 )

@@ -57,7 +57,7 @@ stamp "train on $CHOSEN, $LEFT s per learning rate: $LRS"
 for LR in $LRS; do
   cp -r "$HOME0" "$HOME0-lr$LR"
   CATSEG_HOME=$HOME0-lr$LR $PY -m catseg train --from-model starter --size "$SIZE" --batch-size "$BATCH" \
-    --learning-rate "$LR" --epochs 1000 --validation-fraction 0.1 --seed 42 --max-seconds "$LEFT" --json \
+    --learning-rate "$LR" --train-batch-norm --epochs 1000 --validation-fraction 0.1 --seed 42 --max-seconds "$LEFT" --json \
     > "$OUT/train-lr$LR.log" 2>&1 &
   PIDS="${PIDS:-} $!"
 done

@@ -53,6 +53,7 @@ def test_configs_round_trip_through_json() -> None:
         (lambda: TrainConfig(validation_fraction=1.0), "strictly between"),
         (lambda: TrainConfig(batch_size=0), "batch_size"),
         (lambda: TrainConfig(learning_rate_schedule="step"), "learning_rate_schedule"),
+        (lambda: TrainConfig(freeze_batch_norm="yes"), "freeze_batch_norm must be true or false"),
         (lambda: ModelConfig.from_dict({"colour": "red"}), "does not know"),
     ],
 )

@@ -22,7 +22,10 @@ def test_start_watch_stop(catseg_home):
     app = open_train_page()
     assert not app.exception
     assert app.selectbox(key="train_start_from").value == "starter"  # the default start
+    freeze = app.toggle(key="train_freeze_batch_norm")
+    assert freeze.value is True and not freeze.disabled  # fine-tuning keeps batch norm fixed by default
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
+    assert app.toggle(key="train_freeze_batch_norm").disabled  # nothing to keep from random weights
     app.select_slider(key="train_image_size").set_value(64)
     app.select_slider(key="train_batch_size").set_value(2)
     app.slider(key="train_minutes").set_value(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -140,6 +141,31 @@ def test_fine_tuning_starts_from_a_saved_version(disc_pairs, tmp_path: Path) -> 
     with pytest.raises(ValueError, match="fine-tuning keeps the saved architecture"):
         train(ModelConfig(architecture="unet", image_size=SIZE), config, train_pairs, val_pairs,
               initial_model_directory=tmp_path / "v1")
+
+
+def test_fine_tuning_keeps_batch_norm_fixed_unless_asked(disc_pairs, tmp_path: Path) -> None:
+    import keras
+
+    train_pairs, val_pairs = disc_pairs
+    unet = ModelConfig(architecture="unet", image_size=SIZE, base_filters=4)
+    config = TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None)
+    first = train(unet, config, train_pairs, val_pairs)
+    save_model_version(first.model, first.model_config, config, first.best_metrics, tmp_path / "v1")
+
+    def batch_norm_weights(model) -> list[np.ndarray]:
+        layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        assert layers, "the U-Net should have batch-norm layers"
+        return [np.array(weight) for layer in layers for weight in layer.get_weights()]
+
+    saved = batch_norm_weights(load_model_version(tmp_path / "v1")[0])
+    frozen = train(None, config, train_pairs, val_pairs, initial_model_directory=tmp_path / "v1")
+    for before, after in zip(saved, batch_norm_weights(frozen.model)):
+        np.testing.assert_array_equal(before, after)
+    assert frozen.model.count_params() == first.model.count_params()
+
+    updating = train(None, dataclasses.replace(config, freeze_batch_norm=False), train_pairs, val_pairs,
+                     initial_model_directory=tmp_path / "v1")
+    assert any(not np.allclose(before, after) for before, after in zip(saved, batch_norm_weights(updating.model)))
 
 
 def test_training_needs_validation_photos(disc_pairs) -> None:
