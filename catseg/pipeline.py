@@ -273,12 +273,12 @@ def make_dataset(
     training=False keeps the order and never augments. Each pass draws new
     random transforms, but the sequence is fixed by ``seed``.
     """
-    images, masks = _checked_arrays(images, masks, batch_size)
     import keras
 
     if keras.backend.backend() != "tensorflow":
         # JAX and PyTorch installs (a GPU machine, say) often have no TensorFlow for tf.data.
         return make_batches(images, masks, batch_size, training, augment, seed)
+    images, masks = _checked_arrays(images, masks, batch_size)
     tf = _tf()
 
     def to_float(image: Any, mask: Any) -> tuple[Any, Any]:
