@@ -7,8 +7,8 @@ st.set_page_config(page_title="catseg", page_icon="🐱", layout="wide")
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/dataset.py", title="Photos", icon="🖼️", url_path="photos"),
-    st.Page("pages/annotate.py", title="Annotate", icon="🖌️", url_path="annotate"),
-    st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page("pages/labelling.py", title="Annotate", icon="🖌️", url_path="annotate"),
+    st.Page("pages/training.py", title="Train", icon="🏋️", url_path="train"),
     st.Page("pages/try_photos.py", title="Try", icon="✨", url_path="try"),
 ]
 

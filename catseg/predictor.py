@@ -135,11 +135,14 @@ class ModelSummary:
     unseen_iou: for a card with an "evaluation" list (the starter), the photo-weighted mean
         IoU over the held-out sets it was measured on; None otherwise.
     description: Markdown for people: training data, scores on unseen photos, known limits.
+    architecture, image_size: the network and input size it was built with (a fine-tune keeps them).
     """
 
     validation_iou: float | None
     unseen_iou: float | None
     description: str
+    architecture: str
+    image_size: int
 
 
 def model_summary(directory: Path | str) -> ModelSummary:
@@ -172,6 +175,8 @@ def model_summary(directory: Path | str) -> ModelSummary:
         validation_iou=float(validation_iou) if validation_iou is not None else None,
         unseen_iou=unseen_iou,
         description="\n".join(lines),
+        architecture=str(model_config.get("architecture", "?")),
+        image_size=int(model_config.get("image_size") or 0),
     )
 
 

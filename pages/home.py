@@ -27,7 +27,7 @@ with annotate_step.container(border=True):
     st.subheader("2 · Annotate")
     st.metric("Labelled", f"{numbers.labelled} of {numbers.images}")
     st.caption("Paint a mask over each cat.")
-    st.page_link("pages/annotate.py", label="Open Annotate", icon="🖌️")
+    st.page_link("pages/labelling.py", label="Open Annotate", icon="🖌️")
 with train_step.container(border=True):
     st.subheader("3 · Train")
     if last_run is None:
@@ -36,7 +36,7 @@ with train_step.container(border=True):
         score = f" · IoU {last_run.best_val_iou:.2f}" if last_run.best_val_iou is not None else ""
         st.metric("Last run", f"#{last_run.id} {last_run.status}{score}")
     st.caption("Train a U-Net on the labelled photos.")
-    st.page_link("pages/train.py", label="Open Train", icon="🏋️")
+    st.page_link("pages/training.py", label="Open Train", icon="🏋️")
 with try_step.container(border=True):
     st.subheader("4 · Try")
     if best_model is not None:

@@ -74,8 +74,8 @@ if not model_labels:
     )
     photos_link, annotate_link, train_link = st.columns(3)
     photos_link.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
-    annotate_link.page_link("pages/annotate.py", label="Open Annotate", icon="🖌️")
-    train_link.page_link("pages/train.py", label="Open Train", icon="🏋️")
+    annotate_link.page_link("pages/labelling.py", label="Open Annotate", icon="🖌️")
+    train_link.page_link("pages/training.py", label="Open Train", icon="🏋️")
     st.stop()
 
 model_choices = list(model_labels)

@@ -106,7 +106,7 @@ def stored_source(photo_id: int) -> str | None:
 def open_annotate() -> AppTest:
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
-    app.switch_page("pages/annotate.py")
+    app.switch_page("pages/labelling.py")
     app.run()
     assert not app.exception, app.exception
     return app
@@ -162,7 +162,7 @@ def test_query_parameter_opens_that_photo(catseg_home):
     ids = add_photos(3)
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
-    app.switch_page("pages/annotate.py")
+    app.switch_page("pages/labelling.py")
     app.query_params["photo"] = str(ids[2])
     app.run()
     assert not app.exception
@@ -338,7 +338,7 @@ def test_page_opens_fast_without_tensorflow(catseg_home):
     add_photos(2)
     register_tiny_model()  # a model exists, so the pre-fill button is shown but not clicked
     storage.dispose_all()
-    report = probe_page(catseg_home, "pages/annotate.py")
+    report = probe_page(catseg_home, "pages/labelling.py")
     report["prefill"] = "annotate_prefill" in report["buttons"]
     assert report["exception"] == []
     assert report["prefill"]

@@ -13,7 +13,7 @@ APP = str(REPOSITORY_ROOT / "app.py")
 def open_train_page() -> AppTest:
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
-    app.switch_page("pages/train.py")
+    app.switch_page("pages/training.py")
     return app.run()
 
 
@@ -24,8 +24,13 @@ def test_start_watch_stop(catseg_home):
     assert app.selectbox(key="train_start_from").value == "starter"  # the default start
     freeze = app.toggle(key="train_freeze_batch_norm")
     assert freeze.value is True and not freeze.disabled  # fine-tuning keeps batch norm fixed by default
+    # A fine-tune shows the starting model's own network and size, read-only, not the scratch defaults.
+    inherited_size = app.select_slider(key="train_image_size_of_starter")
+    assert inherited_size.value == 192 and inherited_size.disabled
+    assert app.selectbox(key="train_architecture_of_starter").value == "unet"
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
     assert app.toggle(key="train_freeze_batch_norm").disabled  # nothing to keep from random weights
+    assert not app.select_slider(key="train_image_size").disabled
     app.select_slider(key="train_image_size").set_value(64)
     app.select_slider(key="train_batch_size").set_value(2)
     app.slider(key="train_minutes").set_value(2)
@@ -43,6 +48,12 @@ def test_start_watch_stop(catseg_home):
     final = wait_for(lambda: (v := run_status(run_id)).status in ("stopped", "failed") and v, what="stop")
     assert final.status == "stopped", final.error
     app.run()
+    assert not app.exception
+    # The stopped run's best epoch became a version; fine-tuning it shows its own 64 px.
+    with storage.begin() as session:
+        version = runs.model_version_for_run(session, run_id)
+    app.selectbox(key="train_start_from").set_value(str(version.id)).run()
+    assert app.select_slider(key=f"train_image_size_of_{version.id}").value == 64
     assert not app.exception
 
 

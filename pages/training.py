@@ -5,7 +5,7 @@ import streamlit as st
 
 import storage
 from catseg.config import ModelConfig, TrainConfig
-from catseg.predictor import starter_model_available
+from catseg.predictor import model_summary, starter_model_available, starter_model_directory
 from catseg.runs import MINIMUM_LABELLED, describe_progress, reap_dead_runs, run_folder, start_run, stop_run
 from storage import dataset, runs
 
@@ -16,12 +16,22 @@ ARCHITECTURE_LABELS = {
 }
 STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "✋", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
 DEFAULT_MODEL, DEFAULT_TRAINING = ModelConfig(), TrainConfig()
+IMAGE_SIZES = [64, 96, 128, 160, 192, 224, 256]
 
 st.title("Train")
 
 with storage.begin() as session:
     numbers = dataset.counts(session)
     versions = runs.list_model_versions(session)
+
+
+def starting_network(start_from: str) -> tuple[str, int]:
+    """(architecture, image size) of the model a fine-tune starts from: "starter" or a version id."""
+    if start_from == "starter":
+        summary = model_summary(starter_model_directory())
+        return summary.architecture, summary.image_size
+    version = next(version for version in versions if str(version.id) == start_from)
+    return version.architecture, version.image_size
 
 
 def epoch_charts(run_id: int) -> None:
@@ -106,18 +116,28 @@ if active_now is None:
                 help="Fine-tuning a model that already knows cats learns faster than starting from scratch; "
                      "it keeps that model's network and image size.")
             start_from = None if start_choice == "scratch" else start_choice
-            architecture = st.selectbox("Network", list(ARCHITECTURE_LABELS), format_func=ARCHITECTURE_LABELS.get,
-                                        key="train_architecture", disabled=start_from is not None)
-            pretrained = False
-            if architecture == "mobilenet_unet":
-                pretrained = st.checkbox(
-                    "Start the encoder from ImageNet weights", value=False, key="train_pretrained",
-                    disabled=start_from is not None,
-                    help="Downloads about 9 MB from the internet once. Without internet the run stops with a clear message.")
-            image_size = st.select_slider("Image size (pixels)", options=[64, 96, 128, 160, 192, 224, 256],
-                                          value=DEFAULT_MODEL.image_size, key="train_image_size",
-                                          disabled=start_from is not None,
-                                          help="Larger sees finer edges but trains slower.")
+            if start_from is None:
+                architecture = st.selectbox("Network", list(ARCHITECTURE_LABELS), format_func=ARCHITECTURE_LABELS.get,
+                                            key="train_architecture")
+                pretrained = False
+                if architecture == "mobilenet_unet":
+                    pretrained = st.checkbox(
+                        "Start the encoder from ImageNet weights", value=False, key="train_pretrained",
+                        help="Downloads about 9 MB from the internet once. Without internet the run stops with a clear message.")
+                image_size = st.select_slider("Image size (pixels)", options=IMAGE_SIZES,
+                                              value=DEFAULT_MODEL.image_size, key="train_image_size",
+                                              help="Larger sees finer edges but trains slower.")
+            else:
+                # A fine-tune keeps the starting model's network and size, so show those (read-only),
+                # not the from-scratch defaults. One key per start: the shown value follows the choice.
+                architecture, image_size = starting_network(start_from)
+                pretrained = False
+                st.selectbox("Network", [architecture], format_func=lambda name: ARCHITECTURE_LABELS.get(name, name),
+                             key=f"train_architecture_of_{start_from}", disabled=True,
+                             help="Fine-tuning keeps the starting model's network.")
+                st.select_slider("Image size (pixels)", options=sorted({*IMAGE_SIZES, image_size}), value=image_size,
+                                 key=f"train_image_size_of_{start_from}", disabled=True,
+                                 help="Fine-tuning keeps the starting model's image size.")
         with training_column:
             minutes = st.slider("Time budget (minutes)", 1, 120, int((DEFAULT_TRAINING.max_seconds or 600) // 60),
                                 key="train_minutes")
