@@ -3,6 +3,8 @@
 Streamlit keeps its legacy `pages/` folder mode until some session has run `st.navigation`.
 Until then a URL that matches a page *file's* name (e.g. /train for pages/train.py) runs
 that file on its own: no shared setup, wrong menu. So no file name may equal a route.
+(A first request for a route still gets Streamlit's one-time "Page not found" notice from
+that legacy mode before the router opens the right page; Streamlit has no switch for it.)
 """
 
 import ast
