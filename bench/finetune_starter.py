@@ -76,6 +76,7 @@ def main() -> None:
         "unseen_photos": unseen.photos,
         "unseen_iou_mean_at_scales": at_other_scales,
         "run_best_val_iou": round(summary["best_val_iou"], 4),
+        "run_starting_val_iou": round(summary["starting_val_iou"], 4) if summary["starting_val_iou"] is not None else None,
         "seconds": round(seconds, 1),
         "epochs": summary["epochs"],
         "best_epoch": summary["best_epoch"],

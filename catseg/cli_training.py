@@ -43,6 +43,9 @@ def command_train(arguments: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def announce(epoch: int, logs: dict, seconds: float) -> None:
+        if epoch == 0:
+            print(f"starting model: validation IoU {logs['val_iou']:.3f} (the score to beat)", file=sys.stderr)
+            return
         print(f"epoch {epoch}: loss {logs.get('loss', float('nan')):.3f}, IoU {logs.get('iou', float('nan')):.3f}, "
               f"validation IoU {logs.get('val_iou', float('nan')):.3f} ({seconds:.0f} s)", file=sys.stderr)
 
@@ -52,8 +55,9 @@ def command_train(arguments: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(f"Run #{run_id} {summary['status']}: best validation IoU {summary['best_val_iou']:.3f} at epoch "
-              f"{summary['best_epoch']} of {summary['epochs']} in {summary['seconds']:.0f} s; "
-              f"model version #{summary['model_id']}.")
+              f"{summary['best_epoch']} of {summary['epochs']} in {summary['seconds']:.0f} s"
+              + (f" (starting model: {summary['starting_val_iou']:.3f})" if summary["starting_val_iou"] is not None else "")
+              + f"; model version #{summary['model_id']}.")
     return 0
 
 

@@ -179,6 +179,12 @@ class _Reporter:
     def should_stop(self) -> bool:
         return self.stop_requested or local_stop_request.is_set()
 
+    def on_start(self, metrics: dict[str, float]) -> None:
+        with storage.begin() as session:
+            runs.record_starting_score(session, self.run_id, metrics["val_iou"])
+        if self.announce is not None:
+            self.announce(0, metrics, 0.0)
+
     def on_epoch(self, epoch: int, logs: dict[str, float], preview: np.ndarray) -> None:
         from catseg.images import encode_jpeg
         from storage.files import atomic_write
@@ -197,7 +203,8 @@ class _Reporter:
 def execute_run(run_id: int, announce=None) -> dict:
     """Train run `run_id` in this process, keep its best epoch as a model version; returns a summary.
 
-    `announce(epoch, logs, seconds)`, if given, is told about every finished epoch (the CLI prints it).
+    `announce(epoch, logs, seconds)`, if given, is told about every finished epoch (the CLI prints it),
+    and about epoch 0, the starting model's validation scores, when the run fine-tunes one.
     """
     from catseg.models import read_card, save_model_version
     from catseg.training import train
@@ -223,8 +230,9 @@ def execute_run(run_id: int, announce=None) -> dict:
         result = train(
             model_config, train_config, train_pairs, validation_pairs,
             on_batch=reporter.on_batch, on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
-            initial_model_directory=initial,
+            initial_model_directory=initial, on_start=reporter.on_start,
         )
+        starting_val_iou = result.starting_metrics.get("val_iou")
         best = result.best_metrics
         version = None
         if best:
@@ -240,7 +248,8 @@ def execute_run(run_id: int, announce=None) -> dict:
             save_model_version(
                 result.model, result.model_config, train_config,
                 {**{k: float(v) for k, v in best.items()}, "run_id": run_id,
-                 "train_photos": len(train_pairs), "validation_photos": len(validation_pairs)},
+                 "train_photos": len(train_pairs), "validation_photos": len(validation_pairs),
+                 **({"starting_val_iou": starting_val_iou} if starting_val_iou is not None else {})},
                 directory, test_time_scales,
             )
             with storage.begin() as session:
@@ -258,7 +267,7 @@ def execute_run(run_id: int, announce=None) -> dict:
             "run_id": run_id, "model_id": version.id if version else None, "status": status,
             "stop_reason": result.stop_reason, "best_val_iou": float(best.get("val_iou", float("nan"))) if best else None,
             "best_epoch": int(best["epoch"]) + 1 if best else None, "epochs": result.epochs_run,
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 1), "starting_val_iou": starting_val_iou,
         }
     except BaseException as error:
         message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -6,7 +6,9 @@ process writing to a database) needs no Keras knowledge:
 * ``on_batch(epoch, batch, batches_per_epoch, loss)`` after every batch,
 * ``on_epoch(epoch, logs, preview)`` after every epoch's validation,
 * ``should_stop()`` polled after every batch; returning True ends training
-  after the current batch (the partial epoch is still validated).
+  after the current batch (the partial epoch is still validated),
+* ``on_start(metrics)`` once before training when fine-tuning: the starting
+  model's {"val_loss", "val_iou"} on the validation photos, the score to beat.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from catseg.pipeline import PathLike, load_examples, make_dataset
 OnBatch = Callable[[int, int, int, float], None]
 OnEpoch = Callable[[int, dict[str, float], np.ndarray], None]
 ShouldStop = Callable[[], bool]
+OnStart = Callable[[dict[str, float]], None]
 
 
 @dataclass
@@ -37,6 +40,8 @@ class TrainResult:
         "val_iou": [...], "learning_rate": [...]}.
     best_metrics: logs of the best epoch (highest val_iou) plus "epoch" (0-based).
     stop_reason: "completed", "early_stopping", "time_budget" or "requested".
+    starting_metrics: a fine-tune's starting model on the validation photos before
+        training, {"val_loss", "val_iou"}; empty when training from random weights.
     """
 
     model: Any
@@ -48,6 +53,7 @@ class TrainResult:
     seconds: float
     stop_reason: str
     extra: dict[str, Any] = field(default_factory=dict)
+    starting_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def make_preview(photo: np.ndarray, true_mask: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -199,6 +205,7 @@ def train(
     should_stop: ShouldStop | None = None,
     initial_model_directory: Path | str | None = None,
     verbose: int = 0,
+    on_start: OnStart | None = None,
 ) -> TrainResult:
     """Train on ``train_pairs``, pick the epoch with the best validation IoU.
 
@@ -252,6 +259,15 @@ def train(
     val_dataset = make_dataset(val_images, val_masks, train_config.batch_size, training=False)
     batches_per_epoch = math.ceil(len(train_images) / train_config.batch_size)
 
+    starting_metrics: dict[str, float] = {}
+    if initial_model_directory is not None:
+        # Score the starting model on the same photos and metric as every epoch, so a
+        # fine-tune shows whether it beat where it started (a few seconds of inference).
+        scores = model.evaluate(val_dataset, verbose=0, return_dict=True)
+        starting_metrics = {"val_loss": float(scores["loss"]), "val_iou": float(scores["iou"])}
+        if on_start is not None:
+            on_start(starting_metrics)
+
     control = _make_control_callback(
         train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop
     )
@@ -275,4 +291,5 @@ def train(
         seconds=time.monotonic() - started,
         stop_reason=control.stop_reason,
         extra={"train_examples": len(train_images), "val_examples": len(val_images)},
+        starting_metrics=starting_metrics,
     )

@@ -34,8 +34,20 @@ def starting_network(start_from: str) -> tuple[str, int]:
     return version.architecture, version.image_size
 
 
-def epoch_charts(run_id: int) -> None:
-    """Loss and IoU, train against validation, per epoch; loss per batch underneath."""
+def start_label(initial_model: str | None) -> str:
+    """How a run began, for the history table: random weights, the starter, a version, a folder."""
+    if initial_model is None:
+        return "random weights"
+    if initial_model == "starter":
+        return "starter model"
+    return f"model #{initial_model}" if initial_model.isdigit() else "a model folder"
+
+
+def epoch_charts(run_id: int, starting_val_iou: float | None = None) -> None:
+    """Loss and IoU, train against validation, per epoch; loss per batch underneath.
+
+    starting_val_iou: a fine-tune's starting model on the same validation photos, drawn as a flat line.
+    """
     with storage.begin() as session:
         epoch_table = pd.DataFrame(runs.epoch_rows(session, run_id))
         batch_table = pd.DataFrame(runs.batch_rows(session, run_id))
@@ -50,8 +62,11 @@ def epoch_charts(run_id: int) -> None:
                 columns={"loss": "training", "val_loss": "validation"}), height=220)
         with iou_column:
             st.markdown("**Cat IoU** (higher is better, 1 = perfect)")
-            st.line_chart(epoch_table.set_index("epoch")[["iou", "val_iou"]].rename(
-                columns={"iou": "training", "val_iou": "validation"}), height=220)
+            iou_table = epoch_table.set_index("epoch")[["iou", "val_iou"]].rename(
+                columns={"iou": "training", "val_iou": "validation"})
+            if starting_val_iou is not None:
+                iou_table["starting model (validation)"] = starting_val_iou
+            st.line_chart(iou_table, height=220)
     if not batch_table.empty:
         st.markdown("**Loss per batch**")
         st.line_chart(batch_table.set_index("step")[["loss"]], height=160)
@@ -87,9 +102,14 @@ def live_run() -> None:
             rows = runs.epoch_rows(session, active.id)
         fraction, text = describe_progress(active, rows)
         st.progress(fraction, text=text)
-        if active.best_val_iou is not None:
-            st.caption(f"Best validation IoU so far: **{active.best_val_iou:.3f}** (epoch {active.best_epoch})")
-        epoch_charts(active.id)
+        best = (f"best validation IoU so far **{active.best_val_iou:.3f}** (epoch {active.best_epoch})"
+                if active.best_val_iou is not None else "")
+        if active.starting_val_iou is not None:
+            st.caption(f"The starting model scored **{active.starting_val_iou:.3f}** on the validation photos "
+                       f"before training{'; ' + best if best else ''}.")
+        elif best:
+            st.caption(best[0].upper() + best[1:] + ".")
+        epoch_charts(active.id, active.starting_val_iou)
 
 
 with storage.begin() as session:
@@ -187,7 +207,9 @@ else:
             "status": f"{STATUS_ICONS.get(run.status, '')} {run.status}",
             "network": run.model_config.get("architecture"),
             "size": run.model_config.get("image_size"),
+            "started from": start_label(run.initial_model),
             "epochs": run.epoch,
+            "start val IoU": run.starting_val_iou,
             "best val IoU": run.best_val_iou,
             "minutes": round((run.seconds or 0) / 60, 1),
             "model": f"#{version_by_run[run.id].id}" if run.id in version_by_run else "",
@@ -196,7 +218,11 @@ else:
         for run in history
     ])
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"best val IoU": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.3f")})
+                 column_config={
+                     "best val IoU": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.3f"),
+                     "start val IoU": st.column_config.NumberColumn(
+                         format="%.3f", help="The starting model on the run's validation photos, before training"),
+                 })
     for run in history:
         if run.status == "failed" and run.error:
             with st.expander(f"❌ Why run #{run.id} failed"):
@@ -212,4 +238,4 @@ else:
     inspect = st.selectbox("Look at a run", finished, key="train_inspect", index=None,
                            placeholder="Choose a run to see its charts")
     if inspect is not None:
-        epoch_charts(inspect)
+        epoch_charts(inspect, next(run.starting_val_iou for run in history if run.id == inspect))

@@ -87,6 +87,9 @@ class TrainingRun(Base):
     batches_per_epoch: Mapped[int] = mapped_column(default=0)
     best_val_iou: Mapped[float | None]
     best_epoch: Mapped[int | None]
+    # A fine-tune's starting model scored on the same validation photos before any training:
+    # the line the run has to beat.
+    starting_val_iou: Mapped[float | None]
     seconds: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
     log_file: Mapped[str | None] = mapped_column(String(256))

@@ -47,6 +47,7 @@ class RunView:
     train_count: int
     validation_count: int
     initial_model: str | None
+    starting_val_iou: float | None = None
 
     @property
     def is_active(self) -> bool:
@@ -59,6 +60,7 @@ def _view(run: TrainingRun) -> RunView:
         run.stop_requested, dict(run.model_config), dict(run.train_config), run.epoch, run.batch,
         run.batches_per_epoch, run.best_val_iou, run.best_epoch, run.seconds, run.error,
         len(run.train_photo_ids or []), len(run.validation_photo_ids or []), run.initial_model,
+        run.starting_val_iou,
     )
 
 
@@ -168,6 +170,11 @@ def record_epoch(
     val_iou = float(logs.get("val_iou", float("nan")))
     if val_iou == val_iou and (run.best_val_iou is None or val_iou > run.best_val_iou):
         run.best_val_iou, run.best_epoch = val_iou, epoch
+
+
+def record_starting_score(session: Session, run_id: int, val_iou: float) -> None:
+    """The starting model's validation IoU before training (fine-tunes only)."""
+    get_run(session, run_id).starting_val_iou = float(val_iou)
 
 
 def request_stop(session: Session, run_id: int) -> None:

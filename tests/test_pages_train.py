@@ -55,6 +55,22 @@ def test_start_watch_stop(catseg_home):
     app.selectbox(key="train_start_from").set_value(str(version.id)).run()
     assert app.select_slider(key=f"train_image_size_of_{version.id}").value == 64
     assert not app.exception
+    # Fine-tuning it: the page shows the starting model's score, the line the run has to beat.
+    app.button(key="train_start").click().run()
+    with storage.begin() as session:
+        tuned_id = runs.latest_run(session).id
+    assert tuned_id != run_id
+    wait_for(lambda: run_status(tuned_id).starting_val_iou is not None, what="the starting score")
+    starting = run_status(tuned_id).starting_val_iou
+    app.run()
+    assert any(f"starting model scored **{starting:.3f}**" in caption.value for caption in app.caption)
+    app.button(key="train_stop").click().run()
+    wait_for(lambda: not run_status(tuned_id).is_active, what="stop")
+    app.run()
+    history = app.dataframe[0].value
+    assert list(history.loc[history["run"] == tuned_id, "started from"]) == [f"model #{version.id}"]
+    assert list(history.loc[history["run"] == run_id, "started from"]) == ["random weights"]
+    assert not app.exception
 
 
 def test_start_is_refused_with_a_message_without_enough_photos(catseg_home):

@@ -105,6 +105,11 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert second.returncode == 0, second.stderr[-2000:]
     fine_tuned = json.loads(second.stdout.strip().splitlines()[-1])
     view = run_status(fine_tuned["run_id"])
+    # A fine-tune scores its starting model first: the same figure in the summary, the run and the card.
+    assert summary["starting_val_iou"] is None
+    assert fine_tuned["starting_val_iou"] == pytest.approx(summary["best_val_iou"], abs=1e-4)
+    assert view.starting_val_iou == pytest.approx(fine_tuned["starting_val_iou"])
+    assert "starting model: validation IoU" in second.stderr
     assert view.train_config["augment"] is False
     assert view.initial_model == str(summary["model_id"])
     assert view.model_config["image_size"] == 32  # the starting model's size, not the default
@@ -112,6 +117,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     with storage.begin() as session:
         fine_tuned_directory = runs.model_version_for_run(session, fine_tuned["run_id"]).directory
     assert read_card(fine_tuned_directory)["test_time_scales"] == [1.0, 1.5]  # inherited at the same size
+    assert read_card(fine_tuned_directory)["metrics"]["starting_val_iou"] == pytest.approx(fine_tuned["starting_val_iou"])
     # --size with --from-model: the same weights fine-tuned on larger photos
     larger = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--size", "64",
                      "--epochs", "1", "--json")

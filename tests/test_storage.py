@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import text
 
 import storage
-from storage import dataset
+from storage import dataset, runs
 from conftest import drawn_cat, encode
 
 
@@ -116,6 +116,32 @@ def test_sqlite_runs_in_wal_mode_and_schema_is_versioned(catseg_home):
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert int(session.execute(text("PRAGMA busy_timeout")).scalar()) >= 5000
         assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() is not None
+
+
+def test_a_database_from_before_starting_scores_is_upgraded_keeping_its_runs(catseg_home):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from storage.db import MIGRATIONS
+    from storage.settings import database_url
+
+    catseg_home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url())
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")  # the schema before runs kept their starting score
+        connection.execute(text(
+            "INSERT INTO training_runs (id, status, created_at, stop_requested, model_config, train_config, "
+            "train_photo_ids, validation_photo_ids, epoch, batch, batches_per_epoch, best_val_iou) "
+            "VALUES (7, 'finished', '2026-11-25 10:00:00', 0, '{}', '{}', '[]', '[]', 3, 0, 5, 0.61)"))
+    engine.dispose()
+    with storage.begin() as session:  # opening the store upgrades it
+        view = runs.run_view(session, 7)
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+    assert view.best_val_iou == 0.61 and view.starting_val_iou is None
 
 
 def test_database_url_overrides_the_database(catseg_home, tmp_path, monkeypatch):

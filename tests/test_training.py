@@ -131,9 +131,15 @@ def test_fine_tuning_starts_from_a_saved_version(disc_pairs, tmp_path: Path) -> 
     save_model_version(first.model, first.model_config, config, first.best_metrics, tmp_path / "v1")
     saved_weights = load_model_version(tmp_path / "v1")[0].get_weights()
 
+    assert first.starting_metrics == {}  # random weights: nothing to beat
+    started_with = []
     tuned = train(None, TrainConfig(epochs=1, batch_size=8, learning_rate=1e-6, augment=False, max_seconds=None),
-                  train_pairs, val_pairs, initial_model_directory=tmp_path / "v1")
+                  train_pairs, val_pairs, initial_model_directory=tmp_path / "v1", on_start=started_with.append)
     assert tuned.model_config == MODEL_CONFIG
+    # The starting model is scored once, before training, with the epochs' own metric and photos:
+    # here it is the first run's best epoch, so it matches that epoch's validation IoU.
+    assert started_with == [tuned.starting_metrics]
+    assert tuned.starting_metrics["val_iou"] == pytest.approx(first.best_metrics["val_iou"], abs=1e-4)
     # A tiny learning rate barely moves the weights: training really started from the saved ones.
     for saved, tuned_weight in zip(saved_weights, tuned.model.get_weights()):
         np.testing.assert_allclose(saved, tuned_weight, atol=1e-3)
