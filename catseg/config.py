@@ -127,8 +127,9 @@ class TrainConfig:
         layers as they are (inference mode, statistics and scales fixed). With
         a few dozen photos in batches of 4 the batch statistics are noisy: the
         starter fine-tuned on the 45 seed-cats training photos for 5 minutes
-        scored 0.720-0.732 frozen against 0.698-0.718 updating, five runs
-        each (``bench/finetune_starter.py``). No effect from random weights.
+        scored 0.706-0.732 frozen (six runs, mean 0.723) against 0.698-0.718
+        updating (five, mean 0.709) (``bench/finetune_starter.py``). No effect
+        from random weights.
     """
 
     epochs: int = 200
