@@ -58,6 +58,10 @@ def command_train(arguments: argparse.Namespace) -> int:
               f"{summary['best_epoch']} of {summary['epochs']} in {summary['seconds']:.0f} s"
               + (f" (starting model: {summary['starting_val_iou']:.3f})" if summary["starting_val_iou"] is not None else "")
               + f"; model version #{summary['model_id']}.")
+        if summary["starting_val_iou"] is not None and summary["best_val_iou"] < summary["starting_val_iou"]:
+            print("Warning: no epoch beat the starting model on the validation photos; it may serve you better "
+                  "(unless it was trained on those photos). More labelled photos or a lower learning rate may help.",
+                  file=sys.stderr)
     return 0
 
 

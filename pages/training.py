@@ -223,6 +223,13 @@ else:
                      "start val IoU": st.column_config.NumberColumn(
                          format="%.3f", help="The starting model on the run's validation photos, before training"),
                  })
+    latest = history[0]
+    if (latest.status in ("finished", "stopped") and latest.starting_val_iou is not None
+            and latest.best_val_iou is not None and latest.best_val_iou < latest.starting_val_iou):
+        st.warning(f"Run #{latest.id} ended below the model it started from: best {latest.best_val_iou:.3f} against "
+                   f"{latest.starting_val_iou:.3f} on its validation photos. Its version is kept, but the starting "
+                   "model may serve you better on the Try page (unless it was trained on those same photos). More "
+                   "labelled photos, a longer time budget or a lower learning rate may help.", icon="⚠️")
     for run in history:
         if run.status == "failed" and run.error:
             with st.expander(f"❌ Why run #{run.id} failed"):

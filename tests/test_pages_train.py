@@ -78,3 +78,20 @@ def test_start_is_refused_with_a_message_without_enough_photos(catseg_home):
     app = open_train_page()
     assert app.button(key="train_start").disabled
     assert "at least 4 labelled photos" in app.info[0].value
+
+
+def test_a_run_that_ends_below_its_starting_model_says_so(catseg_home):
+    from catseg.config import ModelConfig, TrainConfig
+
+    add_labelled(4)
+    with storage.begin() as session:
+        run = runs.create_run(session, ModelConfig().to_dict(), TrainConfig().to_dict(), [1, 2, 3], [4], "starter")
+        runs.record_starting_score(session, run.id, 0.712)
+        runs.record_epoch(session, run.id, 1, {"loss": 0.9, "iou": 0.5, "val_loss": 1.0, "val_iou": 0.6}, 3.0, None)
+        runs.finish_run(session, run.id, "finished")
+    app = open_train_page()
+    assert not app.exception
+    assert any("ended below the model it started from: best 0.600 against 0.712" in message.value
+               for message in app.warning)
+    history = app.dataframe[0].value
+    assert list(history["start val IoU"]) == [0.712] and list(history["started from"]) == ["starter model"]
