@@ -48,14 +48,15 @@ def main() -> None:
         split = write_split(arguments.data, scratch / "split")
 
         import storage
-        from catseg.config import ModelConfig, TrainConfig
+        from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
         from catseg.dataset_io import import_path
         from catseg.predictor import Predictor, evaluate_folder
         from catseg.runs import execute_run, plan_run
         from storage import runs
 
         overrides = {name: json.loads(value) for name, _, value in (text.partition("=") for text in arguments.set)}
-        train_config = dataclasses.replace(TrainConfig(), **overrides)  # the Train page's defaults
+        # The Train page's defaults when starting from a model (its fine-tuning learning rate).
+        train_config = dataclasses.replace(TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE), **overrides)
         started = time.monotonic()
         report = import_path(scratch / "split" / "train")
         run_id = plan_run(ModelConfig(), train_config, arguments.model)

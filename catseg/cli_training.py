@@ -14,14 +14,18 @@ def command_train(arguments: argparse.Namespace) -> int:
     import dataclasses
 
     import storage
-    from catseg.config import ModelConfig, TrainConfig
+    from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
     from catseg.runs import execute_run, local_stop_request, plan_run
     from storage import runs
 
     model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
     model_config = ModelConfig(**{k: v for k, v in model_overrides.items() if v is not None})
+    # Starting from a model, a tenth of the from-scratch rate unless asked (see FINE_TUNE_LEARNING_RATE).
+    learning_rate = arguments.learning_rate
+    if learning_rate is None and arguments.from_model is not None:
+        learning_rate = FINE_TUNE_LEARNING_RATE
     train_overrides = {"epochs": arguments.epochs, "batch_size": arguments.batch_size,
-                       "learning_rate": arguments.learning_rate, "max_seconds": arguments.max_seconds,
+                       "learning_rate": learning_rate, "max_seconds": arguments.max_seconds,
                        "validation_fraction": arguments.validation_fraction, "seed": arguments.seed}
     train_config = dataclasses.replace(TrainConfig(), **{k: v for k, v in train_overrides.items() if v is not None})
     if arguments.no_augment:

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import storage
-from catseg.config import ModelConfig, TrainConfig
+from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
 from catseg.predictor import model_summary, starter_model_available, starter_model_directory
 from catseg.runs import MINIMUM_LABELLED, describe_progress, reap_dead_runs, run_folder, start_run, stop_run
 from storage import dataset, runs
@@ -164,8 +164,15 @@ if active_now is None:
             epochs = st.number_input("Epochs (at most)", 1, 1000, DEFAULT_TRAINING.epochs, key="train_epochs")
             batch_size = st.select_slider("Batch size", options=[2, 4, 8, 16, 32], value=DEFAULT_TRAINING.batch_size,
                                           key="train_batch_size")
-            learning_rate = st.select_slider("Learning rate", options=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-                                             value=DEFAULT_TRAINING.learning_rate, key="train_learning_rate")
+            # A model that already knows cats needs gentler steps: its own default, under its own key,
+            # so switching the start switches the suggestion.
+            learning_rate = st.select_slider(
+                "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+                value=DEFAULT_TRAINING.learning_rate if start_from is None else FINE_TUNE_LEARNING_RATE,
+                key="train_learning_rate" if start_from is None else "train_learning_rate_fine_tune",
+                format_func=lambda rate: f"{rate:.5f}".rstrip("0"),
+                help="How big each training step is. Starting from a model, a small rate keeps what it knows; "
+                     "larger rates can leave it worse than where it started.")
             augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
                                 key="train_augment")
             freeze_batch_norm = st.toggle(
