@@ -85,7 +85,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--size", type=int, help="model input size in pixels, a multiple of 32 (with --from-model: fine-tune at this size)")
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
-    training.add_argument("--learning-rate", type=float)
+    training.add_argument("--learning-rate", type=float,
+                          help="peak Adam learning rate (default 0.001 from scratch, 0.0001 with --from-model)")
     training.add_argument("--max-seconds", type=float, help="wall-time budget (default from the recipe)")
     training.add_argument("--validation-fraction", type=float, help="share of photos held out (default 0.25)")
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")
