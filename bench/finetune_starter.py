@@ -32,6 +32,37 @@ sys.path.insert(0, str(ROOT / "bench"))
 from seed_split import DEFAULT_DATA, write_split  # noqa: E402
 
 
+def page_fine_tune_config(settings: list[str]):
+    """The Train page's TrainConfig when starting from a model, changed by `--set FIELD=JSON` texts."""
+    from catseg.config import FINE_TUNE_LEARNING_RATE, TrainConfig
+
+    overrides = {name: json.loads(value) for name, _, value in (text.partition("=") for text in settings)}
+    # The page's defaults when starting from a model (its fine-tuning learning rate).
+    return dataclasses.replace(TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE), **overrides)
+
+
+def fine_tune(folder: Path, train_config, model: str) -> tuple:
+    """Import `folder` into the current CATSEG_HOME and fine-tune `model` on it as the page's worker does.
+
+    Returns (import report, run summary, model version, run view, seconds from import to saved version).
+    """
+    import storage
+    from catseg.config import ModelConfig
+    from catseg.dataset_io import import_path
+    from catseg.runs import execute_run, plan_run
+    from storage import runs
+
+    started = time.monotonic()
+    report = import_path(folder)
+    run_id = plan_run(ModelConfig(), train_config, model)
+    summary = execute_run(run_id)
+    seconds = time.monotonic() - started
+    with storage.begin() as session:
+        version = runs.model_version_for_run(session, run_id)
+        run = runs.run_view(session, run_id)
+    return report, summary, version, run, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -48,23 +79,10 @@ def main() -> None:
         split = write_split(arguments.data, scratch / "split")
 
         import storage
-        from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
-        from catseg.dataset_io import import_path
         from catseg.predictor import Predictor, evaluate_folder
-        from catseg.runs import execute_run, plan_run
-        from storage import runs
 
-        overrides = {name: json.loads(value) for name, _, value in (text.partition("=") for text in arguments.set)}
-        # The Train page's defaults when starting from a model (its fine-tuning learning rate).
-        train_config = dataclasses.replace(TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE), **overrides)
-        started = time.monotonic()
-        report = import_path(scratch / "split" / "train")
-        run_id = plan_run(ModelConfig(), train_config, arguments.model)
-        summary = execute_run(run_id)
-        seconds = time.monotonic() - started
-        with storage.begin() as session:
-            version = runs.model_version_for_run(session, run_id)
-            run = runs.run_view(session, run_id)
+        train_config = page_fine_tune_config(arguments.set)
+        report, summary, version, run, seconds = fine_tune(scratch / "split" / "train", train_config, arguments.model)
         unseen = evaluate_folder(Predictor(version.directory), scratch / "split" / "valid")
         at_other_scales = {}
         for scales in arguments.also_scales:

@@ -14,16 +14,17 @@ full resolution), so the JSON says what a user's few minutes of training bought.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from finetune_starter import fine_tune, page_fine_tune_config  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "feral-cats" / "valid"
 
@@ -64,25 +65,12 @@ def main() -> None:
         split = write_yolo_split(arguments.data, scratch / "split", arguments.photos, arguments.seed)
 
         import storage
-        from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
-        from catseg.dataset_io import import_path
         from catseg.predictor import Predictor, evaluate_folder, resolve_model
-        from catseg.runs import execute_run, plan_run
-        from storage import runs
 
-        overrides = {name: json.loads(value) for name, _, value in (text.partition("=") for text in arguments.set)}
-        # The Train page's defaults when starting from a model (its fine-tuning learning rate).
-        train_config = dataclasses.replace(TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE), **overrides)
+        train_config = page_fine_tune_config(arguments.set)
         evaluation_folder = scratch / "split" / "evaluate"
         before = evaluate_folder(Predictor(resolve_model(arguments.model)), evaluation_folder)
-        started = time.monotonic()
-        report = import_path(scratch / "split" / "tune")
-        run_id = plan_run(ModelConfig(), train_config, arguments.model)
-        summary = execute_run(run_id)
-        seconds = time.monotonic() - started
-        with storage.begin() as session:
-            version = runs.model_version_for_run(session, run_id)
-            run = runs.run_view(session, run_id)
+        report, summary, version, run, seconds = fine_tune(scratch / "split" / "tune", train_config, arguments.model)
         after = evaluate_folder(Predictor(version.directory), evaluation_folder)
         storage.dispose_all()
     print(json.dumps({
