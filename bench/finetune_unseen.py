@@ -62,7 +62,10 @@ def main() -> None:
         scratch = Path(scratch)
         os.environ["CATSEG_HOME"] = str(scratch / "home")
         os.environ.pop("DATABASE_URL", None)
-        split = write_yolo_split(arguments.data, scratch / "split", arguments.photos, arguments.seed)
+        try:
+            split = write_yolo_split(arguments.data, scratch / "split", arguments.photos, arguments.seed)
+        except (ValueError, OSError) as error:  # a wrong --data or --photos: a usage message, not a traceback
+            parser.error(str(error))
 
         import storage
         from catseg.predictor import Predictor, evaluate_folder, resolve_model

@@ -37,7 +37,9 @@ def command_train(arguments: argparse.Namespace) -> int:
     fine_tune_size = arguments.size if arguments.from_model is not None else None
     run_id = plan_run(model_config, train_config, arguments.from_model, fine_tune_size)
     with storage.begin() as session:
-        planned = ModelConfig.from_dict(runs.get_run(session, run_id).model_config)
+        planned_run = runs.get_run(session, run_id)
+        planned = ModelConfig.from_dict(planned_run.model_config)
+        from_starter = planned_run.initial_model == "starter"
     print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px "
           f"(Ctrl+C stops it and keeps the best epoch so far).", file=sys.stderr)
     def stop_gently(signal_number, frame) -> None:
@@ -63,9 +65,11 @@ def command_train(arguments: argparse.Namespace) -> int:
               + (f" (starting model: {summary['starting_val_iou']:.3f})" if summary["starting_val_iou"] is not None else "")
               + f"; model version #{summary['model_id']}.")
         if summary["starting_val_iou"] is not None and summary["best_val_iou"] < summary["starting_val_iou"]:
-            print("Warning: no epoch beat the starting model on the validation photos; it may serve you better "
-                  "(unless it was trained on those photos). More labelled photos or a lower learning rate may help.",
-                  file=sys.stderr)
+            default_note = ("commands without --model keep using the starter until a version beats it"
+                            if from_starter else
+                            "it may serve you better (unless it was trained on those photos)")
+            print(f"Warning: no epoch beat the starting model on the validation photos; {default_note}. More labelled "
+                  "photos or a lower learning rate may help.", file=sys.stderr)
     return 0
 
 

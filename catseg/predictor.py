@@ -55,13 +55,22 @@ def _is_model_directory(directory: Path) -> bool:
     return (directory / MODEL_FILENAME).is_file() and (directory / CARD_FILENAME).is_file()
 
 
-def _version_directory(version_id: int | None) -> Path:
-    """The folder of model version `version_id` (None: the best one) from the database."""
+def _version_directory(version_id: int | str) -> Path:
+    """The folder of model version `version_id`, or of the "best" or "recommended" one, from the database.
+
+    "recommended" leaves out fine-tunes that ended below the starter model where one is
+    installed (storage.runs.recommended_model_version).
+    """
     import storage
     from storage import runs
 
     with storage.begin() as session:
-        version = runs.best_model_version(session) if version_id is None else runs.get_model_version(session, version_id)
+        if version_id == "best":
+            version = runs.best_model_version(session)
+        elif version_id == "recommended":
+            version = runs.recommended_model_version(session, starter_model_available())
+        else:
+            version = runs.get_model_version(session, int(version_id))
     if version is None:
         raise ValueError(NO_MODEL_MESSAGE)
     if not _is_model_directory(version.directory):
@@ -86,20 +95,21 @@ def starter_model_available() -> bool:
 def resolve_model(spec: str | None) -> Path:
     """Turn a model spec into a model-version folder holding model.keras and card.json.
 
-    None: the best trained version, or the starter model while none is trained; "best":
-    the best trained version only; digits: that version id; "starter": the model shipped
-    with catseg; anything else: a path to a version folder or its .keras file.
+    None: the best trained version, or the starter model while none is trained (or while
+    every trained version is a fine-tune that ended below it); "best": the best trained
+    version only; digits: that version id; "starter": the model shipped with catseg;
+    anything else: a path to a version folder or its .keras file.
     """
     if spec is None:
         try:
-            return _version_directory(None)
+            return _version_directory("recommended")
         except ValueError as error:
             if str(error) != NO_MODEL_MESSAGE or not starter_model_available():
                 raise
             return starter_model_directory()
     text = str(spec).strip()
     if text.lower() == "best":
-        return _version_directory(None)
+        return _version_directory("best")
     if text.isdigit():
         return _version_directory(int(text))
     if text.lower() == "starter":

@@ -91,7 +91,7 @@ def plan_run(
     """
     from catseg.models import read_card
     from catseg.pipeline import split_indices
-    from catseg.predictor import resolve_model
+    from catseg.predictor import resolve_model, starter_model_directory
 
     if initial_model is not None:
         directory = resolve_model(initial_model)  # ValueError with a clear message if it is gone
@@ -103,8 +103,12 @@ def plan_run(
                     f"fine-tune it at {model_config.image_size} px or train a new one at {fine_tune_size} px."
                 )
             model_config = dataclasses.replace(model_config, image_size=fine_tune_size)  # validated by ModelConfig
-        if not initial_model.isdigit() and initial_model != "starter":
-            initial_model = str(directory)
+        # Stored in one spelling: "starter" (also when named by its folder), a version id, or a folder.
+        spec = initial_model.strip()
+        if Path(directory).resolve() == starter_model_directory().resolve():
+            initial_model = "starter"
+        else:
+            initial_model = spec if spec.isdigit() else str(directory)
 
     reap_dead_runs()
     with storage.begin() as session:

@@ -15,7 +15,7 @@ st.markdown(
 with storage.begin() as session:
     numbers = dataset.counts(session)
     last_run = runs.latest_run(session)
-    best_model = runs.best_model_version(session)
+    best_model = runs.recommended_model_version(session, starter_model_available())
 
 photos_step, annotate_step, train_step, try_step = st.columns(4)
 with photos_step.container(border=True):

@@ -233,9 +233,12 @@ else:
     latest = history[0]
     if (latest.status in ("finished", "stopped") and latest.starting_val_iou is not None
             and latest.best_val_iou is not None and latest.best_val_iou < latest.starting_val_iou):
+        advice = ("The Try page keeps preselecting the starter model until a version beats it."
+                  if latest.initial_model == "starter" else
+                  "The starting model may serve you better on the Try page (unless it was trained on those same "
+                  "photos).")
         st.warning(f"Run #{latest.id} ended below the model it started from: best {latest.best_val_iou:.3f} against "
-                   f"{latest.starting_val_iou:.3f} on its validation photos. Its version is kept, but the starting "
-                   "model may serve you better on the Try page (unless it was trained on those same photos). More "
+                   f"{latest.starting_val_iou:.3f} on its validation photos. Its version is kept. {advice} More "
                    "labelled photos, a longer time budget or a lower learning rate may help.", icon="⚠️")
     for run in history:
         if run.status == "failed" and run.error:

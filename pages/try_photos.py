@@ -60,11 +60,16 @@ st.title("Try")
 
 with storage.begin() as session:
     versions = runs.list_model_versions(session)
-    best = runs.best_model_version(session)
+    recommended = runs.recommended_model_version(session, starter_model_available())
+    below_starter = runs.versions_below_starter(session)
     dataset_photos = dataset.list_photos(session, "all", limit=10_000)
 
-# Choices are a version id as text or "starter"; the best trained version is preselected, else the starter.
-model_labels = {str(version.id): version.label for version in versions}
+# Choices are a version id as text or "starter"; the best trained version is preselected, else the
+# starter (also when every version is a fine-tune that ended below it).
+model_labels = {
+    str(version.id): version.label + (" · below the starter" if version.id in below_starter else "")
+    for version in versions
+}
 if starter_model_available():
     model_labels["starter"] = STARTER_LABEL
 if not model_labels:
@@ -79,7 +84,8 @@ if not model_labels:
     st.stop()
 
 model_choices = list(model_labels)
-default_choice = str(best.id) if best is not None else ("starter" if "starter" in model_labels else model_choices[0])
+default_choice = (str(recommended.id) if recommended is not None
+                  else "starter" if "starter" in model_labels else model_choices[0])
 model_column, score_column = st.columns([4, 1], vertical_alignment="bottom")
 model_choice = model_column.selectbox(
     "Model", model_choices, index=model_choices.index(default_choice), format_func=model_labels.get,
@@ -99,6 +105,9 @@ if model_choice == "starter":
     if not versions:
         st.caption("This is the starter model that comes with catseg. Train your own on the Train page "
                    "to fit your cats better.")
+    elif recommended is None:
+        st.caption("Preselected because your trained versions, fine-tuned from it, ended below it on "
+                   "their own validation photos. More labelled photos or a longer run may change that.")
 else:
     score_column.metric("Validation IoU", f"{summary.validation_iou:.3f}" if summary.validation_iou is not None else "–")
 

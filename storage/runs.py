@@ -277,13 +277,48 @@ def get_model_version(session: Session, version_id: int) -> ModelVersionView:
     return _version_view(version)
 
 
-def best_model_version(session: Session) -> ModelVersionView | None:
-    """The version with the highest validation IoU (newest on ties)."""
-    versions = list_model_versions(session)
+def _highest_scoring(versions: list[ModelVersionView]) -> ModelVersionView | None:
+    """The highest validation IoU (newest on ties); the newest when none has a score."""
     scored = [v for v in versions if v.val_iou is not None]
     if not scored:
         return versions[0] if versions else None
     return max(scored, key=lambda v: (v.val_iou, v.id))
+
+
+def best_model_version(session: Session) -> ModelVersionView | None:
+    """The version with the highest validation IoU (newest on ties)."""
+    return _highest_scoring(list_model_versions(session))
+
+
+def versions_below_starter(session: Session) -> set[int]:
+    """Ids of versions fine-tuned from the starter model that ended below it.
+
+    Both scores come from the same run's validation photos (the starter's before training,
+    the version's best epoch), so the comparison is fair: the starter never trained on a
+    user's photos. A fine-tune from a user's own version is not judged this way, because
+    after photos are added the earlier version has usually trained on some of the new
+    validation photos and its score would be flattered.
+    """
+    rows = session.execute(
+        select(ModelVersion.id, ModelVersion.val_iou, TrainingRun.starting_val_iou)
+        .join(TrainingRun, ModelVersion.run_id == TrainingRun.id)
+        .where(TrainingRun.initial_model == "starter", TrainingRun.starting_val_iou.is_not(None))
+    )
+    return {version_id for version_id, val_iou, starting in rows if val_iou is not None and val_iou < starting}
+
+
+def recommended_model_version(session: Session, starter_available: bool = True) -> ModelVersionView | None:
+    """The version to use by default: the best one, leaving out fine-tunes that ended below the starter.
+
+    None when there is no version, or (with `starter_available`) when every version is such
+    a fine-tune: then the starter model serves better. Without a starter model installed,
+    the best version whatever its start.
+    """
+    versions = list_model_versions(session)
+    if not starter_available:
+        return _highest_scoring(versions)
+    below_starter = versions_below_starter(session)
+    return _highest_scoring([v for v in versions if v.id not in below_starter])
 
 
 def model_version_for_run(session: Session, run_id: int) -> ModelVersionView | None:

@@ -94,6 +94,6 @@ def test_a_run_that_ends_below_its_starting_model_says_so(catseg_home):
     app = open_train_page()
     assert not app.exception
     assert any("ended below the model it started from: best 0.600 against 0.712" in message.value
-               for message in app.warning)
+               and "keeps preselecting the starter model" in message.value for message in app.warning)
     history = app.dataframe[0].value
     assert list(history["start val IoU"]) == [0.712] and list(history["started from"]) == ["starter model"]

@@ -126,3 +126,18 @@ def test_first_start_splashes_with_the_starter_model(catseg_home, model_calls):
     result = app.image[1]
     assert result.value[0]  # a picture was drawn
     assert app.download_button(key="try_download_0").label == "Download first.jpg"
+
+
+def test_a_fine_tune_below_the_starter_is_offered_but_the_starter_is_preselected(catseg_home):
+    from test_predictor import register_fine_tune
+
+    worse = register_fine_tune(starting_val_iou=0.80, val_iou=0.70, name="worse")
+    app = open_try_page()
+    assert not app.exception
+    model = app.selectbox(key="try_model")
+    assert model.value == "starter"
+    assert f"#{worse.id} tiny (unet, IoU 0.700) · below the starter" in model.options
+    assert any("ended below it on their own validation photos" in caption.value for caption in app.caption)
+    model.set_value(str(worse.id)).run()
+    assert not app.exception
+    assert app.metric[0].label == "Validation IoU"

@@ -42,13 +42,26 @@ def save_tiny_model(directory, size: int = TINY_SIZE):
                               {"val_iou": 0.9}, directory)
 
 
-def register_tiny_model(val_iou: float = 0.9, name: str = "v1"):
+def register_tiny_model(val_iou: float = 0.9, name: str = "v1", run_id: int | None = None):
     """Save the red detector under CATSEG_HOME and register it as a model version; returns its view."""
     from storage import runs
 
     directory = save_tiny_model(runs.models_folder() / name)
     with storage.begin() as session:
-        return runs.add_model_version(session, None, "tiny", directory, "unet", TINY_SIZE, val_iou, {})
+        return runs.add_model_version(session, run_id, "tiny", directory, "unet", TINY_SIZE, val_iou, {})
+
+
+def register_fine_tune(starting_val_iou: float, val_iou: float, name: str, initial_model: str = "starter"):
+    """A finished fine-tune run from `initial_model` scored `starting_val_iou` before training, and its version."""
+    from catseg.config import ModelConfig, TrainConfig
+    from storage import runs
+
+    with storage.begin() as session:
+        run = runs.create_run(session, ModelConfig().to_dict(), TrainConfig().to_dict(), [1, 2, 3], [4], initial_model)
+        runs.record_starting_score(session, run.id, starting_val_iou)
+        runs.finish_run(session, run.id, "finished")
+        run_id = run.id
+    return register_tiny_model(val_iou, name, run_id)
 
 
 @pytest.fixture
@@ -115,6 +128,22 @@ def test_starter_model_is_the_fallback_until_a_model_is_trained(catseg_home, tmp
         resolve_model("best")  # "best" means the best *trained* model only
     trained = register_tiny_model(name="mine")
     assert resolve_model(None) == trained.directory
+
+
+def test_a_fine_tune_that_ended_below_the_starter_does_not_replace_it(catseg_home, tmp_path, monkeypatch):
+    starter = save_tiny_model(tmp_path / "starter_model")
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(starter))
+    worse = register_fine_tune(starting_val_iou=0.80, val_iou=0.70, name="worse")
+    assert resolve_model(None) == starter  # the user's only version lost to the starter on its own photos
+    assert resolve_model("best") == worse.directory  # still reachable by name
+    from_worse = register_fine_tune(starting_val_iou=0.75, val_iou=0.60, name="from-worse",
+                                    initial_model=str(worse.id))
+    # A start from the user's own version is not judged: that version may have trained on these photos.
+    assert resolve_model(None) == from_worse.directory
+    better = register_fine_tune(starting_val_iou=0.60, val_iou=0.65, name="better")
+    assert resolve_model(None) == better.directory
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(tmp_path / "not-installed"))
+    assert resolve_model(None) == worse.directory  # no starter to fall back on: the highest score
 
 
 def test_the_shipped_starter_folder_is_the_default(monkeypatch):

@@ -133,3 +133,18 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     model, config, card = load_model_version(directory)
     assert config.image_size == 64 and tuple(model.input_shape[1:3]) == (64, 64)
     assert "test_time_scales" not in card  # picked for 32 px, not for this size
+
+
+def test_a_fine_tune_of_the_starter_is_recorded_as_such_however_it_is_named(catseg_home, tmp_path, monkeypatch):
+    """The Try page judges fine-tunes of the starter against it, so every spelling must be recognised."""
+    from catseg.runs import plan_run
+    from test_predictor import save_tiny_model
+
+    starter = save_tiny_model(tmp_path / "starter_model")
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(starter))
+    add_labelled(4)
+    for spec in ("starter", " Starter ", str(starter), str(starter / "model.keras")):
+        run_id = plan_run(TINY_MODEL, TINY_TRAINING, spec)
+        with storage.begin() as session:
+            assert runs.run_view(session, run_id).initial_model == "starter", spec
+            runs.finish_run(session, run_id, "stopped")
