@@ -26,7 +26,8 @@ def command_train(arguments: argparse.Namespace) -> int:
         learning_rate = FINE_TUNE_LEARNING_RATE
     train_overrides = {"epochs": arguments.epochs, "batch_size": arguments.batch_size,
                        "learning_rate": learning_rate, "max_seconds": arguments.max_seconds,
-                       "validation_fraction": arguments.validation_fraction, "seed": arguments.seed}
+                       "validation_fraction": arguments.validation_fraction, "seed": arguments.seed,
+                       "close_up_probability": arguments.close_up}
     train_config = dataclasses.replace(TrainConfig(), **{k: v for k, v in train_overrides.items() if v is not None})
     if arguments.no_augment:
         train_config = dataclasses.replace(train_config, augment=False)
@@ -96,6 +97,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")
     training.add_argument("--no-time-limit", action="store_true", help="train for all epochs")
     training.add_argument("--no-augment", action="store_true", help="no random flips/zoom/rotation/colour jitter")
+    training.add_argument("--close-up", type=float, metavar="SHARE",
+                          help="share of augmented photos zoomed onto the cat until it fills the frame, 0 to 1 "
+                               "(default 0)")
     training.add_argument("--train-batch-norm", action="store_true",
                           help="with --from-model: also update batch-norm statistics (kept fixed by default; "
                                "worth it with hundreds of photos)")

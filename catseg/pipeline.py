@@ -28,6 +28,11 @@ _BRIGHTNESS_DELTA = 0.15
 _CONTRAST_RANGE = (0.75, 1.3)
 _SATURATION_RANGE = (0.7, 1.3)
 _CHANNEL_GAIN_DELTA = 0.08
+# Close-ups: zoom onto the cat until its box spans this share of the frame (more than 1
+# cuts it by the frame, as in a pet portrait), never more than _MAX_CLOSE_UP_ZOOM.
+_CLOSE_UP_SPAN = (0.8, 1.4)
+_MAX_CLOSE_UP_ZOOM = 3.0
+_CLOSE_UP_JITTER = 0.15  # of the cat's box size, so the cat is not always dead centre
 
 
 def letterbox(image: np.ndarray, size: int, interpolation: int | None = None) -> np.ndarray:
@@ -145,24 +150,41 @@ def _tf() -> Any:
     return tf
 
 
-# augment_arrays takes this many uniform [0, 1) numbers: 5 for the geometry, 6 for the colours.
-AUGMENT_DRAWS = 11
+# augment_arrays takes this many uniform [0, 1) numbers: 5 for the geometry, 6 for the
+# colours, 1 for whether to make a close-up.
+AUGMENT_DRAWS = 12
 
 
-def _affine_matrix(uniform: np.ndarray, image_size: int) -> np.ndarray:
+def _affine_matrix(uniform: np.ndarray, image_size: int, cat_box: tuple[float, float, float, float] | None = None,
+                   ) -> np.ndarray:
     """Random flip + zoom + rotation + shift as a 2x3 float32 matrix from 5 uniform numbers.
 
+    cat_box: (left, top, right, bottom) of the cat in pixels to make a close-up of it: the
+    zoom then fills the frame with the cat (uniform[2] picks how tightly) and the shift
+    centres it (uniform[3:5] jitter the centre), instead of the usual gentle zoom and shift.
     The matrix maps *output* pixel coordinates to *input* coordinates
     (cv2's WARP_INVERSE_MAP convention).
     """
     flip = -1.0 if uniform[0] < 0.5 else 1.0
     angle = (uniform[1] * 2.0 - 1.0) * np.deg2rad(_MAX_ROTATION_DEGREES)
-    # Sample zoom in log space so zooming in and out are equally likely.
-    log_low, log_high = np.log(_ZOOM_RANGE[0]), np.log(_ZOOM_RANGE[1])
-    zoom = np.exp(log_low + uniform[2] * (log_high - log_low))
-    shift_x = (uniform[3] * 2.0 - 1.0) * _MAX_SHIFT_FRACTION * image_size
-    shift_y = (uniform[4] * 2.0 - 1.0) * _MAX_SHIFT_FRACTION * image_size
     centre = (image_size - 1) / 2.0
+    if cat_box is None:
+        # Sample zoom in log space so zooming in and out are equally likely.
+        log_low, log_high = np.log(_ZOOM_RANGE[0]), np.log(_ZOOM_RANGE[1])
+        zoom = np.exp(log_low + uniform[2] * (log_high - log_low))
+        shift_x = (uniform[3] * 2.0 - 1.0) * _MAX_SHIFT_FRACTION * image_size
+        shift_y = (uniform[4] * 2.0 - 1.0) * _MAX_SHIFT_FRACTION * image_size
+    else:
+        left, top, right, bottom = cat_box
+        box_width, box_height = right - left, bottom - top
+        span = _CLOSE_UP_SPAN[0] + uniform[2] * (_CLOSE_UP_SPAN[1] - _CLOSE_UP_SPAN[0])
+        zoom = float(np.clip(span * image_size / max(box_width, box_height, 1.0), 1.0, _MAX_CLOSE_UP_ZOOM))
+        cat_x = (left + right) / 2.0 + (uniform[3] * 2.0 - 1.0) * _CLOSE_UP_JITTER * box_width
+        cat_y = (top + bottom) / 2.0 + (uniform[4] * 2.0 - 1.0) * _CLOSE_UP_JITTER * box_height
+        # Keep the zoomed window inside the photo: mirrored borders would show mirrored cats.
+        half_window = (image_size / zoom) / 2.0
+        shift_x = float(np.clip(cat_x, half_window, image_size - half_window)) - centre
+        shift_y = float(np.clip(cat_y, half_window, image_size - half_window)) - centre
     cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
     # input = R(angle)/zoom * F * (output - centre) + centre + shift
     a0, a1 = cos * flip, -sin
@@ -178,21 +200,43 @@ def _interpolate(value_range: tuple[float, float], unit: float) -> float:
     return low + (unit + 1.0) * 0.5 * (high - low)
 
 
-def augment_arrays(image: np.ndarray, mask: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cat_box(mask: np.ndarray, unit: float) -> tuple[float, float, float, float] | None:
+    """(left, top, right, bottom) in pixels of one cat of a boolean mask; None when it has none.
+
+    One connected region, picked by `unit` in [0, 1) with odds by area: a photo of ten
+    distant cats gives a close-up of one of them (most often a large one).
+    """
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count < 2:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    chosen = 1 + min(int(np.searchsorted(np.cumsum(areas) / areas.sum(), unit, side="right")), count - 2)
+    left, top = stats[chosen, cv2.CC_STAT_LEFT], stats[chosen, cv2.CC_STAT_TOP]
+    return (float(left), float(top), float(left + stats[chosen, cv2.CC_STAT_WIDTH]),
+            float(top + stats[chosen, cv2.CC_STAT_HEIGHT]))
+
+
+def augment_arrays(image: np.ndarray, mask: np.ndarray, draws: np.ndarray,
+                   close_up_probability: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Warp photo and mask identically, then colour-jitter the photo (numpy, any Keras backend).
 
     image: float32 (S, S, 3) in [0, 1]; mask: float32 (S, S, 1) in {0, 1};
     draws: AUGMENT_DRAWS uniform numbers in [0, 1) that fix every random choice.
+    close_up_probability: share of examples zoomed onto the cat until it fills the frame.
     Returns float32 arrays of the same shapes; the mask is re-binarised.
     """
     image = np.asarray(image, np.float32)
     draws = np.asarray(draws, np.float64)
     image_size = image.shape[0]
+    mask = np.asarray(mask, np.float32).reshape(image.shape[:2] + (1,))
+    close_up = draws[11] < close_up_probability
+    # Given a close-up, draws[11] / close_up_probability is again uniform in [0, 1): it picks the cat.
+    cat_box = _cat_box(mask[..., 0] > 0.5, draws[11] / close_up_probability) if close_up else None
     # One warp of the stacked 4-channel array keeps photo and mask aligned; cv2 releases
     # the GIL, so tf.data's parallel map and PyDataset's worker threads both scale.
-    stacked = np.concatenate([image, np.asarray(mask, np.float32).reshape(image.shape[:2] + (1,))], axis=-1)
+    stacked = np.concatenate([image, mask], axis=-1)
     warped = cv2.warpAffine(
-        stacked, _affine_matrix(draws[:5], image_size), (image.shape[1], image.shape[0]),
+        stacked, _affine_matrix(draws[:5], image_size, cat_box), (image.shape[1], image.shape[0]),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101,
     )
     image = warped[..., :3]
@@ -217,7 +261,7 @@ def augment_arrays(image: np.ndarray, mask: np.ndarray, draws: np.ndarray) -> tu
     return image.astype(np.float32, copy=False), mask
 
 
-def augment_example(image: Any, mask: Any, seed: Any) -> tuple[Any, Any]:
+def augment_example(image: Any, mask: Any, seed: Any, close_up_probability: float = 0.0) -> tuple[Any, Any]:
     """``augment_arrays`` inside a tf.data graph, its random numbers drawn from ``seed``.
 
     image: float32 (S, S, 3) in [0, 1]; mask: float32 (S, S, 1) in {0, 1};
@@ -228,7 +272,8 @@ def augment_example(image: Any, mask: Any, seed: Any) -> tuple[Any, Any]:
     image_size = image.shape[0]
     draws = tf.random.stateless_uniform([AUGMENT_DRAWS], seed=tf.cast(seed, tf.int64), minval=0.0, maxval=1.0)
     image, mask = tf.numpy_function(
-        augment_arrays, [image, tf.cast(mask, tf.float32), draws], (tf.float32, tf.float32), stateful=False
+        lambda photo, cat_mask, numbers: augment_arrays(photo, cat_mask, numbers, close_up_probability),
+        [image, tf.cast(mask, tf.float32), draws], (tf.float32, tf.float32), stateful=False,
     )
     image.set_shape((image_size, image_size, 3))
     mask.set_shape((image_size, image_size, 1))
@@ -264,6 +309,7 @@ def make_dataset(
     training: bool,
     augment: bool = True,
     seed: int = 42,
+    close_up_probability: float = 0.0,
 ) -> Any:
     """Batches of (float32 photos in [0, 1], float32 0/1 masks) for ``model.fit``.
 
@@ -272,12 +318,14 @@ def make_dataset(
     training=True shuffles every epoch (and augments if ``augment``);
     training=False keeps the order and never augments. Each pass draws new
     random transforms, but the sequence is fixed by ``seed``.
+    close_up_probability: share of augmented examples zoomed onto the cat (``augment_arrays``).
     """
     import keras
 
     if keras.backend.backend() != "tensorflow":
         # JAX and PyTorch installs (a GPU machine, say) often have no TensorFlow for tf.data.
-        return make_batches(images, masks, batch_size, training, augment, seed)
+        return make_batches(images, masks, batch_size, training, augment, seed,
+                            close_up_probability=close_up_probability)
     images, masks = _checked_arrays(images, masks, batch_size)
     tf = _tf()
 
@@ -306,7 +354,7 @@ def make_dataset(
         # A seed pair per example, redrawn every epoch but reproducible from `seed`.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda example, example_seed: augment_example(*example, example_seed),
+            lambda example, example_seed: augment_example(*example, example_seed, close_up_probability),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -320,6 +368,7 @@ def make_batches(
     augment: bool = True,
     seed: int = 42,
     workers: int | None = None,
+    close_up_probability: float = 0.0,
 ) -> Any:
     """The same batches as ``make_dataset`` as a ``keras.utils.PyDataset``, for any Keras backend.
 
@@ -352,7 +401,8 @@ def make_batches(
                 for offset in range(len(chosen)):
                     position = index * batch_size + offset
                     draws = np.random.default_rng([seed, self.epoch, position]).random(AUGMENT_DRAWS)
-                    photos[offset], cat_masks[offset] = augment_arrays(photos[offset], cat_masks[offset], draws)
+                    photos[offset], cat_masks[offset] = augment_arrays(
+                        photos[offset], cat_masks[offset], draws, close_up_probability)
             return photos, cat_masks
 
         def on_epoch_end(self) -> None:

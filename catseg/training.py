@@ -255,6 +255,7 @@ def train(
     train_dataset = make_dataset(
         train_images, train_masks, train_config.batch_size, training=True,
         augment=train_config.augment, seed=train_config.seed,
+        close_up_probability=train_config.close_up_probability,
     )
     val_dataset = make_dataset(val_images, val_masks, train_config.batch_size, training=False)
     batches_per_epoch = math.ceil(len(train_images) / train_config.batch_size)

@@ -54,6 +54,7 @@ def test_configs_round_trip_through_json() -> None:
         (lambda: TrainConfig(batch_size=0), "batch_size"),
         (lambda: TrainConfig(learning_rate_schedule="step"), "learning_rate_schedule"),
         (lambda: TrainConfig(freeze_batch_norm="yes"), "freeze_batch_norm must be true or false"),
+        (lambda: TrainConfig(close_up_probability=1.5), "close_up_probability must be between 0.0 and 1.0"),
         (lambda: ModelConfig.from_dict({"colour": "red"}), "does not know"),
     ],
 )

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from catseg.pipeline import (
-    augment_example, letterbox, load_examples, make_batches, make_dataset, split_indices,
+    AUGMENT_DRAWS, augment_arrays, augment_example, letterbox, load_examples, make_batches, make_dataset,
+    split_indices,
 )
 
 
@@ -89,6 +90,47 @@ def test_augmentation_moves_photo_and_mask_together() -> None:
         assert _iou(bright, augmented_mask[..., 0] > 0.5) > 0.85, f"seed {seed}: photo and mask drifted apart"
         moved += _iou(augmented_mask[..., 0] > 0.5, mask[..., 0] > 0) < 0.9
     assert moved >= 6, "augmentation should actually move the shape for most seeds"
+
+
+def _two_discs() -> tuple[np.ndarray, np.ndarray]:
+    """Two small white discs (a big one left, a small one right) on dark noise: distant cats."""
+    photo, mask = _disc_example(size=96, centre=(22, 30), radius=10)
+    cv2.circle(mask, (72, 70), 6, 1, thickness=-1)
+    photo[mask[..., 0] == 1] = 255
+    return photo.astype(np.float32) / 255.0, mask.astype(np.float32)
+
+
+def test_close_ups_zoom_onto_one_cat_keeping_photo_and_mask_together() -> None:
+    photo, mask = _two_discs()
+    assert mask.mean() < 0.05
+    draws = np.random.default_rng(0).random((40, AUGMENT_DRAWS))
+    shares = []
+    for numbers in draws:
+        image, cat = augment_arrays(photo, mask, numbers, close_up_probability=1.0)
+        brightness = image.mean(axis=-1)
+        bright = brightness > (brightness.min() + brightness.max()) / 2
+        assert _iou(bright, cat[..., 0] > 0.5) > 0.85, "photo and mask drifted apart"
+        regions, _ = cv2.connectedComponents((cat[..., 0] > 0.5).astype(np.uint8))
+        assert regions - 1 == 1, "a close-up shows one of the two distant cats"
+        shares.append(float(cat.mean()))
+    shares = np.array(shares)
+    assert np.median(shares) > 0.2, f"close-ups should fill the frame, median cat share {np.median(shares):.2f}"
+    # Both cats get their close-ups, the larger one more often (odds by area).
+    assert 0 < np.sum(shares < 0.2) < np.sum(shares >= 0.2)
+    gentle = [augment_arrays(photo, mask, numbers)[1].mean() for numbers in draws]
+    assert np.median(gentle) < 0.06  # without close-ups the cats stay small
+
+
+def test_close_ups_are_off_by_default_and_need_a_cat() -> None:
+    photo, mask = _two_discs()
+    numbers = np.random.default_rng(1).random(AUGMENT_DRAWS)
+    numbers[11] = 0.5
+    default = augment_arrays(photo, mask, numbers)
+    np.testing.assert_array_equal(default[0], augment_arrays(photo, mask, numbers, close_up_probability=0.4)[0])
+    assert not np.array_equal(default[0], augment_arrays(photo, mask, numbers, close_up_probability=0.6)[0])
+    empty = np.zeros_like(mask)  # no cat to zoom onto: the usual gentle warp, no error
+    np.testing.assert_array_equal(augment_arrays(photo, empty, numbers, close_up_probability=1.0)[0],
+                                  augment_arrays(photo, empty, numbers)[0])
 
 
 def test_augmentation_is_reproducible_from_the_seed() -> None:

@@ -89,9 +89,11 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
 
     add_labelled()
     storage.dispose_all()
-    first = run_cli(catseg_home, "train", "--size", "32", "--epochs", "1", "--batch-size", "2", "--json")
+    first = run_cli(catseg_home, "train", "--size", "32", "--epochs", "1", "--batch-size", "2", "--close-up", "0.3",
+                    "--json")
     assert first.returncode == 0, first.stderr[-2000:]
     summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert run_status(summary["run_id"]).train_config["close_up_probability"] == 0.3
     assert {"run_id", "model_id", "best_val_iou", "seconds"} <= set(summary)
     with storage.begin() as session:
         first_directory = runs.model_version_for_run(session, summary["run_id"]).directory

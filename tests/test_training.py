@@ -80,7 +80,8 @@ def test_training_runs_on_the_pydataset_path_too(disc_pairs, monkeypatch: pytest
     train_pairs, val_pairs = disc_pairs
     result = train(
         MODEL_CONFIG,
-        TrainConfig(epochs=2, batch_size=4, learning_rate=2e-3, augment=True, max_seconds=None),
+        TrainConfig(epochs=2, batch_size=4, learning_rate=2e-3, augment=True, close_up_probability=0.5,
+                    max_seconds=None),
         train_pairs,
         val_pairs,
     )
