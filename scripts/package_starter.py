@@ -112,6 +112,21 @@ def model_card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def combined_curve(previous_about: dict | None, stages: list[tuple[int, list[dict]]]) -> tuple[list[dict], int]:
+    """The whole training curve: an earlier card's stages first, then `stages` ((input size, epoch rows) each).
+
+    Epochs are numbered through all stages; returns the curve and the number of stages.
+    """
+    curve = [dict(row) for row in (previous_about or {}).get("curve", [])]
+    stage_count = (previous_about or {}).get("stages", 0)
+    for image_size, rows in stages:
+        stage_count += 1
+        curve += [dict(row, stage=stage_count, epoch_in_stage=row["epoch"], image_size=image_size) for row in rows]
+    for number, row in enumerate(curve, start=1):
+        row["epoch"] = number
+    return curve, stage_count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-id", type=int, action="append", required=True,
@@ -125,27 +140,32 @@ def main() -> None:
     parser.add_argument("--test-time-scales", type=lambda text: [float(part) for part in text.split(",")],
                         help="this model's test-time scales, e.g. 0.8,1,1.25 (picked with bench/inference_scales.py "
                              f"on the run's hold-out); default {','.join(map(str, TEST_TIME_SCALES))}")
+    parser.add_argument("--previous-card", type=Path,
+                        help="card.json of the starter these runs continued from (its stages come first in the "
+                             "curve, its minutes in the total), when the runs that made it are in another database")
     parser.add_argument("--out", type=Path, default=SHIPPED_STARTER_DIRECTORY)
     arguments = parser.parse_args()
+    previous_about = None
+    if arguments.previous_card is not None:
+        previous_about = json.loads(arguments.previous_card.read_text(encoding="utf-8"))["about"]
 
     import storage
     from catseg.models import CARD_FILENAME, MODEL_FILENAME, load_model_version
     from storage import runs
 
     shipped_run = arguments.run_id[-1]
-    curve, seconds = [], 0.0
+    seconds = (previous_about or {}).get("seconds", 0.0)
+    stages = []
     with storage.begin() as session:
         version = runs.model_version_for_run(session, shipped_run)
         run = runs.run_view(session, shipped_run)
-        for stage, run_id in enumerate(arguments.run_id, start=1):
+        for run_id in arguments.run_id:
             stage_run = runs.run_view(session, run_id)
             seconds += stage_run.seconds or 0.0
-            curve += [dict(row, stage=stage, epoch_in_stage=row["epoch"], image_size=stage_run.model_config["image_size"])
-                      for row in runs.epoch_rows(session, run_id)]
+            stages.append((stage_run.model_config["image_size"], runs.epoch_rows(session, run_id)))
     if version is None:
         raise SystemExit(f"Run #{shipped_run} has no model version.")
-    for number, row in enumerate(curve, start=1):
-        row["epoch"] = number
+    curve, stage_count = combined_curve(previous_about, stages)
     model, _, card = load_model_version(version.directory)  # uncompiled: no optimizer state is saved
     if arguments.test_time_scales:
         scaled_input_sizes(card["model_config"]["image_size"], arguments.test_time_scales)  # ValueError if invalid
@@ -160,7 +180,7 @@ def main() -> None:
         "parameters": int(model.count_params()),
         "epochs": len(curve),
         "best_epoch": run.best_epoch,
-        "stages": len(arguments.run_id),
+        "stages": stage_count,
         "seconds": round(seconds, 1),
         "curve": [{key: row[key] for key in ("epoch", "stage", "epoch_in_stage", "image_size", "loss", "iou", "val_loss",
                                              "val_iou", "learning_rate", "seconds")} for row in curve],

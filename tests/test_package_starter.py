@@ -39,3 +39,21 @@ def test_model_card_names_the_sizes_that_were_used():
     assert "| 1 | 1 | 128 |" in text and "| 2 | 2 | 160 |" in text  # each stage's own input size
     assert "| feral-cats/valid | 195 | 0.712 |" in text
     assert "run at 128, 160, 192 px" in model_card_markdown(card([0.8, 1.0, 1.25]))
+
+
+def test_a_continued_starter_keeps_the_earlier_stages_in_its_curve():
+    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
+    from package_starter import combined_curve
+
+    earlier = card()["about"]
+    new_rows = [{"epoch": 1, "loss": 0.4, "iou": 0.7, "val_loss": 0.5, "val_iou": 0.7, "learning_rate": 3e-4,
+                 "seconds": 60.0},
+                {"epoch": 2, "loss": 0.3, "iou": 0.8, "val_loss": 0.45, "val_iou": 0.72, "learning_rate": 1e-4,
+                 "seconds": 120.0}]
+    curve, stages = combined_curve(earlier, [(192, new_rows)])
+    assert stages == 3
+    assert [(row["epoch"], row["stage"], row["epoch_in_stage"], row["image_size"]) for row in curve] == [
+        (1, 1, 1, 128), (2, 2, 1, 160), (3, 3, 1, 192), (4, 3, 2, 192)]
+    assert earlier["curve"][1]["epoch"] == 2  # the earlier card is not changed
+    fresh, fresh_stages = combined_curve(None, [(128, new_rows)])
+    assert fresh_stages == 1 and [row["epoch"] for row in fresh] == [1, 2]
