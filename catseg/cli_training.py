@@ -20,7 +20,7 @@ def command_train(arguments: argparse.Namespace) -> int:
 
     model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
     model_config = ModelConfig(**{k: v for k, v in model_overrides.items() if v is not None})
-    # Starting from a model, a tenth of the from-scratch rate unless asked (see FINE_TUNE_LEARNING_RATE).
+    # Starting from a model, a gentler rate unless asked (see FINE_TUNE_LEARNING_RATE).
     learning_rate = arguments.learning_rate
     if learning_rate is None and arguments.from_model is not None:
         learning_rate = FINE_TUNE_LEARNING_RATE
@@ -91,7 +91,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float,
-                          help="peak Adam learning rate (default 0.001 from scratch, 0.0001 with --from-model)")
+                          help="peak Adam learning rate (default 0.001 from scratch, 0.00003 with --from-model)")
     training.add_argument("--max-seconds", type=float, help="wall-time budget (default from the recipe)")
     training.add_argument("--validation-fraction", type=float, help="share of photos held out (default 0.25)")
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")

@@ -54,6 +54,14 @@ def parse_evaluation(text: str) -> dict:
             "threshold": result["threshold"]}
 
 
+def augmentation_words(train_config: dict) -> str:
+    """How the last stage augmented its photos, in words for the card."""
+    if not train_config.get("augment"):
+        return "off"
+    share = train_config.get("close_up_probability", 0.0)
+    return f"on, with close-up crops of the cat in {share:.0%} of the draws" if share else "on"
+
+
 def model_card_markdown(card: dict) -> str:
     """The human-readable model card (README.md beside the model)."""
     about = card["about"]
@@ -72,7 +80,7 @@ def model_card_markdown(card: dict) -> str:
         f"- Training: {about['epochs']} epochs in {about['stages']} stage(s), {about['seconds'] / 60:.0f} minutes "
         "on a 2-core CPU, "
         f"batch {train_config['batch_size']}, Adam {train_config['learning_rate']:g} with a cosine decay, "
-        f"augmentation {'on' if train_config['augment'] else 'off'}, BCE + Dice loss; the epoch with the best "
+        f"augmentation {augmentation_words(train_config)}, BCE + Dice loss; the epoch with the best "
         f"IoU on a {train_config['validation_fraction']:.0%} hold-out of the training photos was kept "
         f"(epoch {about['best_epoch']} of the last stage, IoU {card['metrics'].get('val_iou', float('nan')):.3f}). "
         "The settings shown are the last stage's; the commands below give every stage.",
@@ -94,7 +102,7 @@ def model_card_markdown(card: dict) -> str:
         "| Set | Photos | IoU (mean per photo) | IoU (pooled) | Dice (mean) |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {item['name']} | {item['photos']} | {item['iou_mean']:.3f} | {item['iou_pooled']:.3f} | "
+    lines += [f"| {item['name']} | {item['photos']} | {item['iou_mean']:.4f} | {item['iou_pooled']:.4f} | "
               f"{item['dice_mean']:.3f} |" for item in about["evaluation"]]
     lines += ["", "## How it was made", "", "```sh"] + about["commands"] + ["```", "", "## Known limits", ""]
     lines += [f"- {limit.format(size=model_config['image_size'])}" for limit in about["limits"]]
@@ -188,6 +196,7 @@ def main() -> None:
 
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".starter-", dir=arguments.out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the package is read by whoever runs the app
     try:
         model.save(staging / MODEL_FILENAME)
         (staging / CARD_FILENAME).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")

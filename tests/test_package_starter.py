@@ -37,8 +37,20 @@ def test_model_card_names_the_sizes_that_were_used():
     assert "run at 160, 192, 256 px" in text  # default scales 1x, 1.25x, 1.5x of 160
     assert "It works on a 160-pixel view" in text
     assert "| 1 | 1 | 128 |" in text and "| 2 | 2 | 160 |" in text  # each stage's own input size
-    assert "| feral-cats/valid | 195 | 0.712 |" in text
+    assert "| feral-cats/valid | 195 | 0.7123 | 0.7200 | 0.810 |" in text
     assert "run at 128, 160, 192 px" in model_card_markdown(card([0.8, 1.0, 1.25]))
+    assert "augmentation on, BCE" in text
+
+
+def test_model_card_says_when_close_up_crops_were_used():
+    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
+    from package_starter import model_card_markdown
+
+    close_up = card()
+    close_up["train_config"]["close_up_probability"] = 0.4
+    assert "augmentation on, with close-up crops of the cat in 40% of the draws" in model_card_markdown(close_up)
+    close_up["train_config"]["augment"] = False
+    assert "augmentation off, BCE" in model_card_markdown(close_up)
 
 
 def test_a_continued_starter_keeps_the_earlier_stages_in_its_curve():

@@ -28,7 +28,7 @@ def test_start_watch_stop(catseg_home):
     inherited_size = app.select_slider(key="train_image_size_of_starter")
     assert inherited_size.value == 192 and inherited_size.disabled
     assert app.selectbox(key="train_architecture_of_starter").value == "unet"
-    assert app.select_slider(key="train_learning_rate_fine_tune").value == 1e-4  # gentle steps from a model
+    assert app.select_slider(key="train_learning_rate_fine_tune").value == 3e-5  # gentle steps from a model
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
     assert app.toggle(key="train_freeze_batch_norm").disabled  # nothing to keep from random weights
     assert not app.select_slider(key="train_image_size").disabled

@@ -113,7 +113,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert view.starting_val_iou == pytest.approx(fine_tuned["starting_val_iou"])
     assert "starting model: validation IoU" in second.stderr
     assert view.train_config["augment"] is False
-    assert view.train_config["learning_rate"] == 1e-4  # fine-tuning's own default (FINE_TUNE_LEARNING_RATE)
+    assert view.train_config["learning_rate"] == 3e-5  # fine-tuning's own default (FINE_TUNE_LEARNING_RATE)
     assert run_status(summary["run_id"]).train_config["learning_rate"] == 1e-3  # from random weights
     assert view.initial_model == str(summary["model_id"])
     assert view.model_config["image_size"] == 32  # the starting model's size, not the default
