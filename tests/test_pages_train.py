@@ -36,11 +36,17 @@ def test_start_watch_stop(catseg_home):
     app.select_slider(key="train_image_size").set_value(64)
     app.select_slider(key="train_batch_size").set_value(2)
     app.slider(key="train_minutes").set_value(2)
+    assert app.slider(key="train_close_up").value == 0.0  # off unless asked for
+    app.toggle(key="train_augment").set_value(False).run()
+    assert app.slider(key="train_close_up").disabled  # close-ups are an augmentation
+    app.toggle(key="train_augment").set_value(True).run()
+    app.slider(key="train_close_up").set_value(0.3)
     app.run()
     app.button(key="train_start").click().run()
     assert not app.exception
     with storage.begin() as session:
         run_id = runs.latest_run(session).id
+    assert run_status(run_id).train_config["close_up_probability"] == 0.3
     assert app.button(key="train_stop")  # the live panel replaced the settings
     wait_for(lambda: run_status(run_id).epoch >= 1, what="a finished epoch")
     app.run()
