@@ -83,7 +83,10 @@ def command_train_worker(arguments: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from catseg.config import ARCHITECTURES
+    from catseg.config import ARCHITECTURES, FINE_TUNE_LEARNING_RATE, TrainConfig
+
+    def plain(rate: float) -> str:
+        return f"{rate:f}".rstrip("0")  # 0.00003, as the README and the Train page write it
 
     training = commands.add_parser("train", help="train a U-Net on the labelled photos (in the foreground)")
     training.add_argument("--arch", choices=ARCHITECTURES, help="network (default: unet)")
@@ -91,7 +94,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--epochs", type=int)
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float,
-                          help="peak Adam learning rate (default 0.001 from scratch, 0.00003 with --from-model)")
+                          help=f"peak Adam learning rate (default {plain(TrainConfig().learning_rate)} from scratch, "
+                               f"{plain(FINE_TUNE_LEARNING_RATE)} with --from-model)")
     training.add_argument("--max-seconds", type=float, help="wall-time budget (default from the recipe)")
     training.add_argument("--validation-fraction", type=float, help="share of photos held out (default 0.25)")
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")
