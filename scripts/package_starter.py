@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPOSITORY_ROOT))
 from catseg.predictor import SHIPPED_STARTER_DIRECTORY, TEST_TIME_SCALES, scaled_input_sizes  # noqa: E402
 
 MAXIMUM_MEGABYTES = 15
+DEFAULT_HARDWARE = "a 2-core CPU"
 TRAINING_DATA = [
     {"name": "feral-cats/train (Cornell Feline Health Center, via Roboflow Universe)", "photos": None,
      "licence": "Public Domain"},
@@ -62,6 +63,25 @@ def augmentation_words(train_config: dict) -> str:
     return f"on, with close-up crops of the cat in {share:.0%} of the draws" if share else "on"
 
 
+def seconds_by_hardware(previous_about: dict | None, hardware: str, seconds: float) -> dict[str, float]:
+    """Training seconds per machine: an earlier card's (all on DEFAULT_HARDWARE if it does not say), then these."""
+    previous_about = previous_about or {}
+    result = dict(previous_about.get("seconds_by_hardware")
+                  or ({DEFAULT_HARDWARE: previous_about["seconds"]} if previous_about.get("seconds") else {}))
+    result[hardware] = round(result.get(hardware, 0.0) + seconds, 1)
+    return result
+
+
+def training_time_words(about: dict) -> str:
+    """'512 minutes on a 2-core CPU', or the total and its share per machine when there were several."""
+    by_hardware = about.get("seconds_by_hardware") or {DEFAULT_HARDWARE: about["seconds"]}
+    if len(by_hardware) == 1:
+        (hardware, seconds), = by_hardware.items()
+        return f"{seconds / 60:.0f} minutes on {hardware}"
+    parts = ", ".join(f"{seconds / 60:.0f} on {hardware}" for hardware, seconds in by_hardware.items())
+    return f"{about['seconds'] / 60:.0f} minutes ({parts})"
+
+
 def model_card_markdown(card: dict) -> str:
     """The human-readable model card (README.md beside the model)."""
     about = card["about"]
@@ -77,8 +97,7 @@ def model_card_markdown(card: dict) -> str:
         f"- Network: `{model_config['architecture']}` (batch-norm U-Net, {about['parameters']:,} parameters), "
         f"input {model_config['image_size']} x {model_config['image_size']} px (photos are letterboxed), "
         f"base filters {model_config['base_filters']}.",
-        f"- Training: {about['epochs']} epochs in {about['stages']} stage(s), {about['seconds'] / 60:.0f} minutes "
-        "on a 2-core CPU, "
+        f"- Training: {about['epochs']} epochs in {about['stages']} stage(s), {training_time_words(about)}, "
         f"batch {train_config['batch_size']}, Adam {train_config['learning_rate']:g} with a cosine decay, "
         f"augmentation {augmentation_words(train_config)}, BCE + Dice loss; the epoch with the best "
         f"IoU on a {train_config['validation_fraction']:.0%} hold-out of the training photos was kept "
@@ -151,6 +170,8 @@ def main() -> None:
     parser.add_argument("--previous-card", type=Path,
                         help="card.json of the starter these runs continued from (its stages come first in the "
                              "curve, its minutes in the total), when the runs that made it are in another database")
+    parser.add_argument("--hardware", default=DEFAULT_HARDWARE,
+                        help=f"what these runs trained on, for the card (default: {DEFAULT_HARDWARE!r})")
     parser.add_argument("--out", type=Path, default=SHIPPED_STARTER_DIRECTORY)
     arguments = parser.parse_args()
     previous_about = None
@@ -163,13 +184,14 @@ def main() -> None:
 
     shipped_run = arguments.run_id[-1]
     seconds = (previous_about or {}).get("seconds", 0.0)
+    new_seconds = 0.0
     stages = []
     with storage.begin() as session:
         version = runs.model_version_for_run(session, shipped_run)
         run = runs.run_view(session, shipped_run)
         for run_id in arguments.run_id:
             stage_run = runs.run_view(session, run_id)
-            seconds += stage_run.seconds or 0.0
+            new_seconds += stage_run.seconds or 0.0
             stages.append((stage_run.model_config["image_size"], runs.epoch_rows(session, run_id)))
     if version is None:
         raise SystemExit(f"Run #{shipped_run} has no model version.")
@@ -189,7 +211,8 @@ def main() -> None:
         "epochs": len(curve),
         "best_epoch": run.best_epoch,
         "stages": stage_count,
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds + new_seconds, 1),
+        "seconds_by_hardware": seconds_by_hardware(previous_about, arguments.hardware, new_seconds),
         "curve": [{key: row[key] for key in ("epoch", "stage", "epoch_in_stage", "image_size", "loss", "iou", "val_loss",
                                              "val_iou", "learning_rate", "seconds")} for row in curve],
     }

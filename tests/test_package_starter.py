@@ -69,3 +69,18 @@ def test_a_continued_starter_keeps_the_earlier_stages_in_its_curve():
     assert earlier["curve"][1]["epoch"] == 2  # the earlier card is not changed
     fresh, fresh_stages = combined_curve(None, [(128, new_rows)])
     assert fresh_stages == 1 and [row["epoch"] for row in fresh] == [1, 2]
+
+
+def test_model_card_gives_training_minutes_per_machine():
+    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
+    from package_starter import model_card_markdown, seconds_by_hardware
+
+    cpu_only = card()
+    assert "200.0" not in model_card_markdown(cpu_only)
+    assert "2 epochs in 2 stage(s), 3 minutes on a 2-core CPU," in model_card_markdown(cpu_only)
+    by_hardware = seconds_by_hardware(cpu_only["about"], "one NVIDIA H100 GPU", 540.0)
+    assert by_hardware == {"a 2-core CPU": 200.0, "one NVIDIA H100 GPU": 540.0}
+    both = card()
+    both["about"].update(seconds=740.0, seconds_by_hardware=by_hardware)
+    assert "12 minutes (3 on a 2-core CPU, 9 on one NVIDIA H100 GPU)," in model_card_markdown(both)
+    assert seconds_by_hardware(None, "a 2-core CPU", 60.0) == {"a 2-core CPU": 60.0}
