@@ -241,9 +241,9 @@ def execute_run(run_id: int, announce=None) -> dict:
         version = None
         if best:
             # Keep the starting model's test-time scales at the same size: they were picked for this
-            # network (the starter's, 192+256 px, keep a 12-megapixel splash under 1 s). For the
-            # starter fine-tuned on the seed-cats split they score within 0.004 of the default
-            # three sizes, which cost about 0.08 s more per splash
+            # network on its own hold-out, within the 1 s budget for a 12-megapixel splash (the
+            # starter's: 256+192+320 px, 0.79 s). For the 192-px stage-7 starter fine-tuned on the
+            # seed-cats split they scored within 0.004 of the default three sizes
             # (bench/finetune_starter.py --also-scales 1,1.25,1.5).
             initial_card = read_card(initial) if initial is not None else {}
             same_size = initial_card.get("model_config", {}).get("image_size") == model_config.image_size

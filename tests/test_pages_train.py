@@ -3,6 +3,7 @@
 from streamlit.testing.v1 import AppTest
 
 import storage
+from catseg.predictor import model_summary, starter_model_directory
 from storage import runs
 from conftest import REPOSITORY_ROOT
 from test_runs import add_labelled, run_status, wait_for
@@ -26,7 +27,7 @@ def test_start_watch_stop(catseg_home):
     assert freeze.value is True and not freeze.disabled  # fine-tuning keeps batch norm fixed by default
     # A fine-tune shows the starting model's own network and size, read-only, not the scratch defaults.
     inherited_size = app.select_slider(key="train_image_size_of_starter")
-    assert inherited_size.value == 192 and inherited_size.disabled
+    assert inherited_size.value == model_summary(starter_model_directory()).image_size and inherited_size.disabled
     assert app.selectbox(key="train_architecture_of_starter").value == "unet"
     assert app.select_slider(key="train_learning_rate_fine_tune").value == 3e-5  # gentle steps from a model
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
