@@ -63,18 +63,24 @@ def augmentation_words(train_config: dict) -> str:
     return f"on, with close-up crops of the cat in {share:.0%} of the draws" if share else "on"
 
 
+def recorded_seconds_by_hardware(about: dict | None) -> dict[str, float]:
+    """A card's training seconds per machine; cards from before it said were all on DEFAULT_HARDWARE."""
+    about = about or {}
+    if about.get("seconds_by_hardware"):
+        return dict(about["seconds_by_hardware"])
+    return {DEFAULT_HARDWARE: about["seconds"]} if about.get("seconds") else {}
+
+
 def seconds_by_hardware(previous_about: dict | None, hardware: str, seconds: float) -> dict[str, float]:
-    """Training seconds per machine: an earlier card's (all on DEFAULT_HARDWARE if it does not say), then these."""
-    previous_about = previous_about or {}
-    result = dict(previous_about.get("seconds_by_hardware")
-                  or ({DEFAULT_HARDWARE: previous_about["seconds"]} if previous_about.get("seconds") else {}))
+    """Training seconds per machine: an earlier card's, then these `seconds` on `hardware`."""
+    result = recorded_seconds_by_hardware(previous_about)
     result[hardware] = round(result.get(hardware, 0.0) + seconds, 1)
     return result
 
 
 def training_time_words(about: dict) -> str:
     """'512 minutes on a 2-core CPU', or the total and its share per machine when there were several."""
-    by_hardware = about.get("seconds_by_hardware") or {DEFAULT_HARDWARE: about["seconds"]}
+    by_hardware = recorded_seconds_by_hardware(about)
     if len(by_hardware) == 1:
         (hardware, seconds), = by_hardware.items()
         return f"{seconds / 60:.0f} minutes on {hardware}"
@@ -183,7 +189,6 @@ def main() -> None:
     from storage import runs
 
     shipped_run = arguments.run_id[-1]
-    seconds = (previous_about or {}).get("seconds", 0.0)
     new_seconds = 0.0
     stages = []
     with storage.begin() as session:
@@ -196,6 +201,7 @@ def main() -> None:
     if version is None:
         raise SystemExit(f"Run #{shipped_run} has no model version.")
     curve, stage_count = combined_curve(previous_about, stages)
+    by_hardware = seconds_by_hardware(previous_about, arguments.hardware, new_seconds)
     model, _, card = load_model_version(version.directory)  # uncompiled: no optimizer state is saved
     if arguments.test_time_scales:
         scaled_input_sizes(card["model_config"]["image_size"], arguments.test_time_scales)  # ValueError if invalid
@@ -211,8 +217,8 @@ def main() -> None:
         "epochs": len(curve),
         "best_epoch": run.best_epoch,
         "stages": stage_count,
-        "seconds": round(seconds + new_seconds, 1),
-        "seconds_by_hardware": seconds_by_hardware(previous_about, arguments.hardware, new_seconds),
+        "seconds": round(sum(by_hardware.values()), 1),
+        "seconds_by_hardware": by_hardware,
         "curve": [{key: row[key] for key in ("epoch", "stage", "epoch_in_stage", "image_size", "loss", "iou", "val_loss",
                                              "val_iou", "learning_rate", "seconds")} for row in curve],
     }
