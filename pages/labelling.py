@@ -15,7 +15,11 @@ from catseg.compositing import overlay_mask
 from catseg.predictor import resolve_model, starter_model_directory
 from storage import dataset
 
-MAX_CANVAS_WIDTH = 900
+# The canvas scrolls sideways when it is wider than its column, hiding part of the photo, and
+# the page cannot see the window's width: 560 px fits a 1280-px window with the sidebar open,
+# and people with wider screens pick a larger canvas.
+CANVAS_WIDTHS = [480, 560, 720, 900, 1200]
+DEFAULT_CANVAS_WIDTH = 560
 MAX_CANVAS_HEIGHT = 700
 ZOOMS = [1, 2, 4]
 TOOLS = {
@@ -274,17 +278,22 @@ with controls_column:
                        on_change=fold_canvas, disabled=zoom == 1)
     zoom_y = st.slider("Zoom centre, down (% of the photo)", 0, 100, 50, key="annotate_zoom_y",
                        on_change=fold_canvas, disabled=zoom == 1)
+    canvas_width = st.select_slider(
+        "Canvas width (px)", CANVAS_WIDTHS, value=DEFAULT_CANVAS_WIDTH, key="annotate_canvas_width",
+        on_change=fold_canvas, help="The widest that shows the whole photo without a sideways scroll bar.")
     show_mask = st.toggle("Show mask", value=True, key="annotate_show_mask", on_change=fold_canvas)
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity", on_change=fold_canvas,
                         disabled=not show_mask)
 
 if zoom == 1:
     # Small photos are enlarged to fill the canvas: edges are easier to follow.
-    view = CanvasView.fit(current.width, current.height, MAX_CANVAS_WIDTH, MAX_CANVAS_HEIGHT, enlarge=True)
+    view = CanvasView.fit(current.width, current.height, canvas_width, MAX_CANVAS_HEIGHT, enlarge=True)
 else:
     view = CanvasView.zoomed(current.width, current.height, current.width * zoom_x / 100,
-                             current.height * zoom_y / 100, zoom, MAX_CANVAS_WIDTH, MAX_CANVAS_HEIGHT)
-canvas_key = f"annotate_canvas_{photo_id}_{zoom}_{view.x0}_{view.y0}_{st.session_state.get(COUNTER, 0)}"
+                             current.height * zoom_y / 100, zoom, canvas_width, MAX_CANVAS_HEIGHT)
+# A new size or region is a new drawing surface (strokes were folded into the mask first).
+canvas_key = (f"annotate_canvas_{photo_id}_{zoom}_{view.x0}_{view.y0}_{view.canvas_width}x{view.canvas_height}_"
+              f"{st.session_state.get(COUNTER, 0)}")
 context = {"photo_id": photo_id, "view": view, "canvas_key": canvas_key}
 st.session_state[CONTEXT] = context
 

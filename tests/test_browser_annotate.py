@@ -48,6 +48,12 @@ def canvas_box(page) -> dict:
     return upper.first.bounding_box()
 
 
+def canvas_scrolls_sideways(page) -> bool:
+    """Whether the canvas is wider than the box the component shows it in (part of it hidden)."""
+    return page.locator("canvas.upper-canvas").first.evaluate(
+        """(canvas) => { const box = canvas.closest('.dc-scroll'); return box.scrollWidth > box.clientWidth; }""")
+
+
 def drag(page, box: dict, start: tuple[float, float], end: tuple[float, float]) -> None:
     """Press, move in small steps, release: a freehand stroke in canvas px."""
     page.mouse.move(box["x"] + start[0], box["y"] + start[1])
@@ -95,6 +101,7 @@ def test_brush_save_erase_save_undo(catseg_home, tmp_path):
         wait_for_app(page)
         box = canvas_box(page)
         time.sleep(0.5)  # the canvas sets up its brush just after it appears
+        assert not canvas_scrolls_sideways(page), "the default canvas hides part of the photo"
         # Canvas px to photo px, from what the browser shows (the canvas keeps the photo's aspect).
         scale_x, scale_y = WIDTH / box["width"], HEIGHT / box["height"]
         brush_photo = BRUSH * (scale_x * scale_y) ** 0.5

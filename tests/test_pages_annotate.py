@@ -173,7 +173,7 @@ def test_brush_stroke_saves_at_full_resolution_and_save_and_next_moves_on(catseg
     first, second, third = add_photos(3, labelled=(1,))
     app = open_annotate()
     view = view_of(app)
-    assert view.canvas_width == 900 and view.scale < 1  # small photos are enlarged to fill the canvas
+    assert view.canvas_width == 560 and view.scale < 1  # small photos are enlarged to fill the canvas
     draw(app, stroke([(40, 50), (200, 50)], width=10))
     assert app.button(key="annotate_save").disabled is False
     click(app, "annotate_save_next")
@@ -278,6 +278,23 @@ def test_zoomed_strokes_map_back_exactly(catseg_home):
     assert mask[row, int(start_x) + 1:int(end_x)].min() == 255
     assert mask.sum() // 255 < 0.05 * mask.size, "only the thin stroke, not the region"
     assert mask[:view.y0].max() == 0 and mask[:, view.x1 + 1:].max() == 0
+
+
+def test_canvas_width_fits_the_screen_and_keeps_unsaved_strokes(catseg_home):
+    (photo_id,) = add_photos(1)
+    app = open_annotate()
+    # The default fits a 1280-px window with the sidebar open (a wider canvas scrolls sideways).
+    assert view_of(app).canvas_width == 560
+    draw(app, stroke([(10, 10), (60, 60)]))
+    key_before = app.session_state["annotate_context"]["canvas_key"]
+    app.select_slider(key="annotate_canvas_width").set_value(900).run()
+    view = view_of(app)
+    assert (view.canvas_width, view.canvas_height) == (900, round(900 * HEIGHT / WIDTH))
+    assert app.session_state["annotate_context"]["canvas_key"] != key_before
+    # The stroke drawn on the smaller canvas is still there, unsaved, in photo pixels.
+    assert "Unsaved changes" in app.warning[0].value
+    click(app, "annotate_save")
+    assert stored(photo_id)[35, 35] == 255 and stored(photo_id)[150, 250] == 0
 
 
 def test_bad_drawings_are_messages_not_tracebacks(catseg_home):
