@@ -31,13 +31,18 @@ def main() -> None:
     parser.add_argument("--model", default="starter", help="the model to start from (default: the starter)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON")
     arguments = parser.parse_args()
+    if not (arguments.data / "input").is_dir():
+        parser.error(f"{arguments.data} is not the seed-cats folder (no input/ folder of photos there)")
 
     from catseg.models import read_card, save_model_version
     from catseg.predictor import Predictor, evaluate_folder, resolve_model
     from catseg.training import train
 
-    start_from = resolve_model(arguments.model)
-    train_config = page_fine_tune_config(arguments.set)
+    try:
+        start_from = resolve_model(arguments.model)
+        train_config = page_fine_tune_config(arguments.set)
+    except ValueError as error:  # a wrong --model or --set: a usage message, not a traceback
+        parser.error(str(error))
     with tempfile.TemporaryDirectory(prefix="catseg-ceiling-") as scratch:
         scratch = Path(scratch)
         write_split(arguments.data, scratch / "split")

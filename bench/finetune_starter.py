@@ -36,7 +36,18 @@ def page_fine_tune_config(settings: list[str]):
     """The Train page's TrainConfig when starting from a model, changed by `--set FIELD=JSON` texts."""
     from catseg.config import FINE_TUNE_LEARNING_RATE, TrainConfig
 
-    overrides = {name: json.loads(value) for name, _, value in (text.partition("=") for text in settings)}
+    overrides = {}
+    for text in settings:
+        name, _, value = text.partition("=")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"--set {text}: write FIELD=VALUE with a JSON value, e.g. learning_rate=0.0003 "
+                             "or freeze_batch_norm=false") from None
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"TrainConfig has no field {', '.join(unknown)}; it has {', '.join(sorted(fields))}")
     # The page's defaults when starting from a model (its fine-tuning learning rate).
     return dataclasses.replace(TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE), **overrides)
 
@@ -71,6 +82,10 @@ def main() -> None:
     parser.add_argument("--also-scales", action="append", default=[], metavar="S1,S2,...",
                         type=lambda text: tuple(float(part) for part in text.split(",")))
     arguments = parser.parse_args()
+    try:
+        train_config = page_fine_tune_config(arguments.set)
+    except ValueError as error:  # a wrong --set: a usage message, not a traceback
+        parser.error(str(error))
 
     with tempfile.TemporaryDirectory(prefix="catseg-finetune-") as scratch:
         scratch = Path(scratch)
@@ -81,7 +96,6 @@ def main() -> None:
         import storage
         from catseg.predictor import Predictor, evaluate_folder
 
-        train_config = page_fine_tune_config(arguments.set)
         report, summary, version, run, seconds = fine_tune(scratch / "split" / "train", train_config, arguments.model)
         unseen = evaluate_folder(Predictor(version.directory), scratch / "split" / "valid")
         at_other_scales = {}

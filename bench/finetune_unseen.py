@@ -57,6 +57,10 @@ def main() -> None:
     parser.add_argument("--model", default="starter", help="the model to start from (default: the starter)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON")
     arguments = parser.parse_args()
+    try:
+        train_config = page_fine_tune_config(arguments.set)
+    except ValueError as error:  # a wrong --set: a usage message, not a traceback
+        parser.error(str(error))
 
     with tempfile.TemporaryDirectory(prefix="catseg-finetune-unseen-") as scratch:
         scratch = Path(scratch)
@@ -70,7 +74,6 @@ def main() -> None:
         import storage
         from catseg.predictor import Predictor, evaluate_folder, resolve_model
 
-        train_config = page_fine_tune_config(arguments.set)
         evaluation_folder = scratch / "split" / "evaluate"
         before = evaluate_folder(Predictor(resolve_model(arguments.model)), evaluation_folder)
         report, summary, version, run, seconds = fine_tune(scratch / "split" / "tune", train_config, arguments.model)
