@@ -283,6 +283,17 @@ def execute_run(run_id: int, announce=None) -> dict:
         raise
 
 
+def run_minutes(run: runs.RunView) -> float:
+    """Minutes a run has trained: its recorded time once it has ended, the time since it started while it runs."""
+    if run.seconds is not None:
+        return run.seconds / 60
+    if run.is_active and run.started_at is not None:
+        from storage.models import utc_now
+
+        return (utc_now() - run.started_at).total_seconds() / 60
+    return 0.0
+
+
 def describe_progress(run: runs.RunView, epoch_rows: list[dict]) -> tuple[float, str]:
     """(fraction done, "epoch 3 of 40 · batch 5 of 8 · about 4 min left") for a progress bar."""
     train = TrainConfig.from_dict(run.train_config)

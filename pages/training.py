@@ -6,7 +6,8 @@ import streamlit as st
 import storage
 from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
 from catseg.predictor import model_summary, starter_model_available, starter_model_directory
-from catseg.runs import MINIMUM_LABELLED, describe_progress, reap_dead_runs, run_folder, start_run, stop_run
+from catseg.runs import (MINIMUM_LABELLED, describe_progress, reap_dead_runs, run_folder, run_minutes, start_run,
+                         stop_run)
 from storage import dataset, runs
 
 ARCHITECTURE_LABELS = {
@@ -207,12 +208,18 @@ if active_now is None:
 live_run()
 
 st.subheader("Runs")
-with storage.begin() as session:
-    history = runs.list_runs(session)
-    version_by_run = {v.run_id: v for v in runs.list_model_versions(session)}
-if not history:
-    st.caption("No runs yet.")
-else:
+
+
+# While a run is going, the table refreshes with the live panel, so its row keeps up.
+@st.fragment(run_every=2 if active_now is not None else None)
+def runs_table() -> None:
+    """Every run so far, and a word on the latest if it ended below its starting model."""
+    with storage.begin() as session:
+        history = runs.list_runs(session)
+        version_by_run = {v.run_id: v for v in runs.list_model_versions(session)}
+    if not history:
+        st.caption("No runs yet.")
+        return
     table = pd.DataFrame([
         {
             "run": run.id,
@@ -223,7 +230,7 @@ else:
             "epochs": run.epoch,
             "start val IoU": run.starting_val_iou,
             "best val IoU": run.best_val_iou,
-            "minutes": round((run.seconds or 0) / 60, 1),
+            "minutes": round(run_minutes(run), 1),
             "model": f"#{version_by_run[run.id].id}" if run.id in version_by_run else "",
             "started": run.created_at.strftime("%Y-%m-%d %H:%M"),
         }
@@ -249,7 +256,13 @@ else:
         if run.status == "failed" and run.error:
             with st.expander(f"❌ Why run #{run.id} failed"):
                 st.code(run.error, language=None)
-    finished = [run.id for run in history if not run.is_active]
+
+
+runs_table()
+with storage.begin() as session:
+    history = runs.list_runs(session)
+finished = [run.id for run in history if not run.is_active]
+if finished:
     compare = st.multiselect("Compare runs (validation IoU per epoch)", finished, default=finished[:3],
                              key="train_compare")
     if compare:

@@ -1,15 +1,18 @@
 """Training runs as separate processes: start, live metrics, stop, kill -9, one at a time."""
 
+import dataclasses
 import os
 import signal
 import time
+from datetime import timedelta
 
 import pytest
 
 import storage
 from catseg.config import ModelConfig, TrainConfig
-from catseg.runs import reap_dead_runs, start_run, stop_run
+from catseg.runs import reap_dead_runs, run_minutes, start_run, stop_run
 from storage import dataset, runs
+from storage.models import utc_now
 from conftest import drawn_cat, encode
 
 TINY_MODEL = ModelConfig(architecture="unet", image_size=32, base_filters=4)
@@ -150,3 +153,12 @@ def test_a_fine_tune_of_the_starter_is_recorded_as_such_however_it_is_named(cats
         with storage.begin() as session:
             assert runs.run_view(session, run_id).initial_model == "starter", spec
             runs.finish_run(session, run_id, "stopped")
+
+
+def test_run_minutes_count_the_time_so_far_until_the_run_records_its_own():
+    started = utc_now() - timedelta(minutes=3)
+    running = runs.RunView(1, "running", started, started, None, None, None, False, {}, {}, 4, 0, 8, None, None,
+                           None, None, 10, 3, None)
+    assert 2.9 < run_minutes(running) < 3.5  # the Train page's table keeps up while it runs
+    assert run_minutes(dataclasses.replace(running, status="finished", seconds=90.0)) == 1.5
+    assert run_minutes(dataclasses.replace(running, status="starting", started_at=None)) == 0.0
