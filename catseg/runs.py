@@ -283,15 +283,20 @@ def execute_run(run_id: int, announce=None) -> dict:
         raise
 
 
+def _seconds_since_start(run: runs.RunView) -> float:
+    """Wall time since the run's process started training (0 before it has)."""
+    if run.started_at is None:
+        return 0.0
+    from storage.models import utc_now
+
+    return (utc_now() - run.started_at).total_seconds()
+
+
 def run_minutes(run: runs.RunView) -> float:
     """Minutes a run has trained: its recorded time once it has ended, the time since it started while it runs."""
     if run.seconds is not None:
         return run.seconds / 60
-    if run.is_active and run.started_at is not None:
-        from storage.models import utc_now
-
-        return (utc_now() - run.started_at).total_seconds() / 60
-    return 0.0
+    return _seconds_since_start(run) / 60 if run.is_active else 0.0
 
 
 def describe_progress(run: runs.RunView, epoch_rows: list[dict]) -> tuple[float, str]:
@@ -304,9 +309,7 @@ def describe_progress(run: runs.RunView, epoch_rows: list[dict]) -> tuple[float,
     elapsed = sum(row["seconds"] for row in epoch_rows)
     fraction_by_time = 0.0
     if train.max_seconds and run.started_at is not None:
-        from storage.models import utc_now
-
-        running_for = (utc_now() - run.started_at).total_seconds()
+        running_for = _seconds_since_start(run)
         fraction_by_time = running_for / train.max_seconds
         elapsed = running_for
     fraction = min(1.0, max(fraction_by_epochs, fraction_by_time))
