@@ -565,7 +565,10 @@ class _Painter:
             for points, closed in photo_polylines
         ]
         if fill:
-            cv2.fillPoly(patch, [p for p, _ in fixed if len(p) >= 3], 255, cv2.LINE_8, _DRAW_SHIFT)
+            # One fill per shape, so overlapping shapes give their union (not the even-odd rule).
+            for points, _ in fixed:
+                if len(points) >= 3:
+                    cv2.fillPoly(patch, [points], 255, cv2.LINE_8, _DRAW_SHIFT)
         if thickness > 0:
             width = max(1, round(thickness))
             for points, closed in fixed:

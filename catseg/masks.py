@@ -43,7 +43,8 @@ def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
 def polygons_to_mask(polygons: list[np.ndarray], width: int, height: int) -> np.ndarray:
     """Fill polygons given in normalised 0..1 coordinates into a (height, width) 0/255 mask.
 
-    Several polygons (several cats, or a cat cut in parts) become one mask.
+    Several polygons (several cats, or a cat cut in parts) become one mask: the union of
+    their fills, so where two cats overlap the overlap stays cat.
     """
     mask = np.zeros((height, width), dtype=np.uint8)
     # cv2 fills with integer vertices; 4 bits of sub-pixel precision keep edges in place.
@@ -56,8 +57,10 @@ def polygons_to_mask(polygons: list[np.ndarray], width: int, height: int) -> np.
         # Normalised coordinates address pixel edges (0..W); cv2 addresses pixel centres.
         pixels = points * [width, height] - 0.5
         scaled.append(np.round(pixels * (1 << shift)).astype(np.int32))
-    if scaled:
-        cv2.fillPoly(mask, scaled, 255, lineType=cv2.LINE_8, shift=shift)
+    # One fill per polygon: a single fillPoly over several uses the even-odd rule, which
+    # leaves the overlap of two polygons empty.
+    for points in scaled:
+        cv2.fillPoly(mask, [points], 255, lineType=cv2.LINE_8, shift=shift)
     return mask
 
 

@@ -188,3 +188,13 @@ def test_polygon_round_trip_of_odd_shapes():
     polygons = mask_to_polygons(mask)
     assert len(polygons) == 2
     assert iou(polygons_to_mask(polygons, 131, 77), mask) > 0.97
+
+
+def test_overlapping_polygons_fill_as_their_union():
+    """Two cats whose outlines overlap: the overlap is cat, not a hole (fillPoly's even-odd rule)."""
+    first = np.array([[0.1, 0.1], [0.6, 0.1], [0.6, 0.6], [0.1, 0.6]])
+    second = np.array([[0.4, 0.4], [0.9, 0.4], [0.9, 0.9], [0.4, 0.9]])
+    mask = polygons_to_mask([first, second], 100, 100)
+    union = np.maximum(polygons_to_mask([first], 100, 100), polygons_to_mask([second], 100, 100))
+    np.testing.assert_array_equal(mask, union)
+    assert mask[50, 50] == 255  # the overlap
