@@ -37,7 +37,8 @@ def _bce_dice_loss_class() -> type:
             self.smooth = float(smooth)
 
         def call(self, y_true: Any, y_pred: Any) -> Any:
-            y_true = ops.cast(y_true, y_pred.dtype)
+            # A network with side outputs (deep supervision) predicts several maps of one mask.
+            y_true = ops.broadcast_to(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
             cross_entropy = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=(1, 2))
             # Dice per image, so a photo with a small cat counts as much as a
             # close-up; smooth keeps it defined for empty masks.
@@ -64,14 +65,32 @@ def bce_dice_loss(dice_weight: float = 1.0, smooth: float = 1.0) -> Any:
     return _bce_dice_loss_class()(dice_weight=dice_weight, smooth=smooth)
 
 
-def iou_metric() -> Any:
-    """Foreground (cat) IoU at a 0.5 threshold, accumulated over the whole set."""
+@functools.cache
+def _fused_iou_class() -> type:
     import keras
 
-    return keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou")
+    @keras.saving.register_keras_serializable(package="catseg", name="FusedMapIoU")
+    class FusedMapIoU(keras.metrics.BinaryIoU):
+        """Binary IoU of the first map only: the fused output of a network trained with side outputs."""
+
+        def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+            return super().update_state(y_true, y_pred[..., :1], sample_weight)
+
+    return FusedMapIoU
+
+
+def iou_metric() -> Any:
+    """Foreground (cat) IoU at a 0.5 threshold, accumulated over the whole set.
+
+    Reads the first channel of the prediction, so it scores the fused map of a network
+    trained with side outputs and is the plain IoU for one-map networks.
+    """
+    return _fused_iou_class()(target_class_ids=[1], threshold=0.5, name="iou")
 
 
 def custom_objects() -> dict[str, Any]:
     """Objects a saved catseg model may reference, for ``keras.models.load_model``."""
     loss_class = _bce_dice_loss_class()
-    return {"catseg>BceDiceLoss": loss_class, "BceDiceLoss": loss_class}
+    metric_class = _fused_iou_class()
+    return {"catseg>BceDiceLoss": loss_class, "BceDiceLoss": loss_class,
+            "catseg>FusedMapIoU": metric_class, "FusedMapIoU": metric_class}

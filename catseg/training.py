@@ -194,6 +194,23 @@ def _check_pairs(name: str, pairs: Sequence[tuple[PathLike, PathLike]]) -> list[
     return pairs
 
 
+def native_bfloat16() -> bool:
+    """True when this processor computes bfloat16 natively (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def training_precision(setting: str) -> str:
+    """The Keras dtype policy a run uses for TrainConfig.precision ("auto" decided for this machine)."""
+    if setting == "auto":
+        return "mixed_bfloat16" if native_bfloat16() else "float32"
+    return setting
+
+
 def train(
     model_config: ModelConfig | None,
     train_config: TrainConfig,
@@ -214,11 +231,49 @@ def train(
     initial_model_directory: a saved model version to fine-tune; its
         ModelConfig is used (pass ``model_config=None``, the same config, or the
         same config with another image_size to fine-tune at that size).
-    Returns a ``TrainResult`` whose model holds the best epoch's weights.
+    Returns a ``TrainResult`` whose model holds the best epoch's weights (always float32).
     """
     import keras
 
-    from catseg.models import at_input_size, build_model, compile_model, load_model_version
+    precision = training_precision(train_config.precision) if isinstance(train_config, TrainConfig) else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        result = _train(model_config, train_config, train_pairs, val_pairs, callbacks, on_batch, on_epoch,
+                        should_stop, initial_model_directory, verbose, on_start, precision != "float32")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if precision != "float32":
+        result.model = _rebuilt(result.model, result.model_config)
+    return result
+
+
+def _rebuilt(model: Any, model_config: ModelConfig) -> Any:
+    """The same weights in a network built under the current dtype policy."""
+    from catseg.models import build_model
+
+    # pretrained=False: the weights come from `model`, nothing is to be downloaded.
+    twin = build_model(dataclasses.replace(model_config, pretrained=False))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _train(
+    model_config: ModelConfig | None,
+    train_config: TrainConfig,
+    train_pairs: Sequence[tuple[PathLike, PathLike]],
+    val_pairs: Sequence[tuple[PathLike, PathLike]],
+    callbacks: Sequence[Any],
+    on_batch: OnBatch | None,
+    on_epoch: OnEpoch | None,
+    should_stop: ShouldStop | None,
+    initial_model_directory: Path | str | None,
+    verbose: int,
+    on_start: OnStart | None,
+    mixed_precision: bool,
+) -> TrainResult:
+    import keras
+
+    from catseg.models import at_input_size, build_model, compile_model, load_model_version, with_side_outputs
 
     if not isinstance(train_config, TrainConfig):
         raise ValueError(f"train needs a TrainConfig, got {type(train_config).__name__}.")
@@ -241,13 +296,19 @@ def train(
             model = at_input_size(model, model_config.image_size)
         else:
             model_config = saved_config
+        if mixed_precision:
+            # A loaded network keeps the float32 policy it was saved with.
+            model = _rebuilt(model, model_config)
         if train_config.freeze_batch_norm:
             _freeze_batch_norm(model)
     else:
         if not isinstance(model_config, ModelConfig):
             raise ValueError("train needs a ModelConfig (or an initial_model_directory to fine-tune).")
         model = build_model(model_config)
-    compile_model(model, train_config.learning_rate)
+    # U^2-Net-p learns from all seven of its maps (deep supervision) and is kept with its fused
+    # map only; other networks train as they are. Both views share one set of weights.
+    fit_model = with_side_outputs(model)
+    compile_model(fit_model, train_config.learning_rate)
 
     size = model_config.image_size
     train_images, train_masks = load_examples(train_pairs, size)
@@ -264,7 +325,7 @@ def train(
     if initial_model_directory is not None:
         # Score the starting model on the same photos and metric as every epoch, so a
         # fine-tune shows whether it beat where it started (a few seconds of inference).
-        scores = model.evaluate(val_dataset, verbose=0, return_dict=True)
+        scores = fit_model.evaluate(val_dataset, verbose=0, return_dict=True)
         starting_metrics = {"val_loss": float(scores["loss"]), "val_iou": float(scores["iou"])}
         if on_start is not None:
             on_start(starting_metrics)
@@ -272,7 +333,7 @@ def train(
     control = _make_control_callback(
         train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop
     )
-    model.fit(
+    fit_model.fit(
         train_dataset,
         validation_data=val_dataset,
         epochs=train_config.epochs,
@@ -281,7 +342,7 @@ def train(
         verbose=verbose,
     )
     if control.best_weights is not None:
-        model.set_weights(control.best_weights)
+        fit_model.set_weights(control.best_weights)
     return TrainResult(
         model=model,
         model_config=model_config,

@@ -179,3 +179,37 @@ def test_training_needs_validation_photos(disc_pairs) -> None:
     train_pairs, _ = disc_pairs
     with pytest.raises(ValueError, match="val_pairs is empty"):
         train(MODEL_CONFIG, TrainConfig(epochs=1, max_seconds=None), train_pairs, [])
+
+
+def test_u2netp_learns_from_all_seven_maps_and_is_kept_with_the_fused_one(disc_pairs) -> None:
+    train_pairs, val_pairs = disc_pairs
+    config = TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None)
+    result = train(ModelConfig(architecture="u2netp", image_size=32), config, train_pairs[:8], val_pairs)
+    assert result.model.output_shape == (None, 32, 32, 1)  # the saved network predicts the fused map
+    assert 0.0 <= result.best_metrics["val_iou"] <= 1.0
+    assert np.isfinite(result.history["loss"]).all()
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_a_run_in_either_precision_returns_a_float32_network(disc_pairs, precision: str) -> None:
+    import keras
+
+    train_pairs, val_pairs = disc_pairs
+    config = TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None, precision=precision)
+    result = train(ModelConfig(architecture="unet", image_size=SIZE, base_filters=4), config, train_pairs, val_pairs)
+    assert result.model.dtype_policy.name == "float32"
+    assert all(layer.dtype_policy.name == "float32" for layer in result.model.layers)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the run leaves the process as it found it
+    assert 0.0 <= result.best_metrics["val_iou"] <= 1.0
+
+
+def test_auto_precision_picks_bfloat16_only_where_the_processor_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from catseg import training
+
+    monkeypatch.setattr(training, "native_bfloat16", lambda: True)
+    assert training.training_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(training, "native_bfloat16", lambda: False)
+    assert training.training_precision("auto") == "float32"
+    assert training.training_precision("mixed_bfloat16") == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="Unknown precision"):
+        TrainConfig(precision="float16")
