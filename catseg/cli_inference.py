@@ -12,7 +12,8 @@ from pathlib import Path
 
 from catseg.cli import EXIT_FAILURE, EXTRA_COMMANDS, Progress
 
-MODEL_HELP = ("model version id, 'best' (best trained), 'starter' (shipped with catseg), or a model folder "
+MODEL_HELP = ("model version id, 'best' (best trained), 'starter' (shipped with catseg), 'pretrained' (U^2-Net-p "
+              "before any cat training), or a model folder "
               "(model.keras + card.json); default: the best trained model, or the starter while none is trained")
 
 

@@ -29,6 +29,10 @@ SHIPPED_STARTER_DIRECTORY = Path(__file__).resolve().parent / "starter_model"
 # Points catseg at another starter folder (a deployment's own, or a missing one to run without it).
 STARTER_ENVIRONMENT_VARIABLE = "CATSEG_STARTER_MODEL"
 STARTER_LABEL = "Starter cat model (comes with catseg)"
+# U^2-Net-p with its authors' salient-object weights, converted by scripts/import_u2netp.py (see its
+# NOTICE): the starter's own starting point, offered on the Train page to fine-tune from.
+PRETRAINED_DIRECTORY = Path(__file__).resolve().parent / "pretrained_u2netp"
+PRETRAINED_LABEL = "Pretrained U^2-Net-p (not yet shown cats)"
 NO_MODEL_MESSAGE = "No trained model yet: train one on the Train page or with `python -m catseg train`"
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 JPEG_QUALITY = 92
@@ -92,13 +96,18 @@ def starter_model_available() -> bool:
     return _is_model_directory(starter_model_directory())
 
 
+def pretrained_model_available() -> bool:
+    """True when the converted U^2-Net-p weights ship with this installation."""
+    return _is_model_directory(PRETRAINED_DIRECTORY)
+
+
 def resolve_model(spec: str | None) -> Path:
     """Turn a model spec into a model-version folder holding model.keras and card.json.
 
     None: the best trained version, or the starter model while none is trained (or while
     every trained version is a fine-tune that ended below it); "best": the best trained
     version only; digits: that version id; "starter": the model shipped with catseg;
-    anything else: a path to a version folder or its .keras file.
+    "pretrained": U^2-Net-p's salient-object weights before any cat training; anything else: a path to a version folder or its .keras file.
     """
     if spec is None:
         try:
@@ -120,8 +129,13 @@ def resolve_model(spec: str | None) -> Path:
                 "train a model (Train page or `python -m catseg train`) and use its version id, or 'best'"
             )
         return directory
+    if text.lower() == "pretrained":
+        if not _is_model_directory(PRETRAINED_DIRECTORY):
+            raise ValueError(f"The pretrained U^2-Net-p is not installed (no {MODEL_FILENAME} and {CARD_FILENAME} "
+                             f"in {PRETRAINED_DIRECTORY}); scripts/import_u2netp.py makes it")
+        return PRETRAINED_DIRECTORY
     if not text:
-        raise ValueError("Empty model: give a version id, 'best', 'starter' or a model folder")
+        raise ValueError("Empty model: give a version id, 'best', 'starter', 'pretrained' or a model folder")
     path = Path(text).expanduser()
     if path.is_file() and path.suffix == ".keras":
         path = path.parent
@@ -132,7 +146,7 @@ def resolve_model(spec: str | None) -> Path:
             f"{text} is not a catseg model version: the folder needs {MODEL_FILENAME} and {CARD_FILENAME}"
         )
     raise ValueError(
-        f"Unknown model {text!r}: give a version id (e.g. 3), 'best', 'starter', "
+        f"Unknown model {text!r}: give a version id (e.g. 3), 'best', 'starter', 'pretrained', "
         f"or the path of a model folder holding {MODEL_FILENAME} and {CARD_FILENAME}"
     )
 
@@ -201,7 +215,7 @@ class Predictor:
     Load once, call `probability` many times; the attributes are read-only.
     """
 
-    __slots__ = ("_directory", "_models", "_model_config", "_card", "_size")
+    __slots__ = ("_directory", "_models", "_model_config", "_card", "_size", "_flip")
 
     def __init__(self, directory: Path | str, scales: Iterable[float] | None = None) -> None:
         """`scales`: test-time scales; by default the card's own, else TEST_TIME_SCALES."""
@@ -219,8 +233,10 @@ class Predictor:
                 models.append(at_input_size(model, scaled_size))
             except ValueError:
                 break  # a network tied to its input size runs at that size only
+        # A card may turn the mirror view off ("test_time_flip"), e.g. to stay within a time budget.
+        flip = bool(card.get("test_time_flip", True))
         for name, value in (("_directory", directory), ("_models", tuple(models)), ("_model_config", model_config),
-                            ("_card", card), ("_size", size)):
+                            ("_card", card), ("_size", size), ("_flip", flip)):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -254,7 +270,7 @@ class Predictor:
         # sees undistorted cats at inference too. Averaging the photo and its mirror at each
         # test-time scale costs more model calls at these small input sizes, and gains
         # mean IoU on unseen photos (see the starter's model card).
-        return predict_probability_at_scales(self._models, photo, fit="letterbox", flip=True)
+        return predict_probability_at_scales(self._models, photo, fit="letterbox", flip=self._flip)
 
     @property
     def input_sizes(self) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ in the foreground). `reap_dead_runs` marks runs whose process has gone as failed
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 import traceback
 from datetime import timedelta
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -81,17 +83,20 @@ def _log_tail(run_id: int, lines: int = 12) -> str:
 
 def plan_run(
     model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None,
-    fine_tune_size: int | None = None,
+    fine_tune_size: int | None = None, repeat: Sequence[tuple[str, int]] = (),
 ) -> int:
     """Record a new run over the labelled photos (split fixed by the seed); returns its id.
 
     `initial_model` ("starter", a version id, or a model folder) fine-tunes that model; its
     architecture and input size then replace `model_config`, unless `fine_tune_size` asks
     for another input size (the same weights on larger photos).
+    `repeat`: (file-name pattern, times) pairs; a training photo whose original file name
+    matches a pattern is shown that many times an epoch (the largest when several match),
+    to give a small set of photos of an under-represented kind more weight.
     """
     from catseg.models import read_card
     from catseg.pipeline import split_indices
-    from catseg.predictor import resolve_model, starter_model_directory
+    from catseg.predictor import PRETRAINED_DIRECTORY, resolve_model, starter_model_directory
 
     if initial_model is not None:
         directory = resolve_model(initial_model)  # ValueError with a clear message if it is gone
@@ -103,10 +108,13 @@ def plan_run(
                     f"fine-tune it at {model_config.image_size} px or train a new one at {fine_tune_size} px."
                 )
             model_config = dataclasses.replace(model_config, image_size=fine_tune_size)  # validated by ModelConfig
-        # Stored in one spelling: "starter" (also when named by its folder), a version id, or a folder.
+        # Stored in one spelling: "starter" or "pretrained" (also when named by their folders), a
+        # version id, or a folder.
         spec = initial_model.strip()
         if Path(directory).resolve() == starter_model_directory().resolve():
             initial_model = "starter"
+        elif Path(directory).resolve() == PRETRAINED_DIRECTORY.resolve():
+            initial_model = "pretrained"
         else:
             initial_model = spec if spec.isdigit() else str(directory)
 
@@ -119,15 +127,32 @@ def plan_run(
                 "Label more on the Annotate page or import a labelled folder."
             )
         train_indices, validation_indices = split_indices(len(pairs), train_config.validation_fraction, train_config.seed)
+        train_ids = _repeat_matching(session, [pairs[i][0] for i in train_indices], repeat)
         run = runs.create_run(
             session,
             model_config.to_dict(),
             train_config.to_dict(),
-            [pairs[i][0] for i in train_indices],
+            train_ids,
             [pairs[i][0] for i in validation_indices],
             initial_model,
         )
         return run.id
+
+
+def _repeat_matching(session, photo_ids: list[int], repeat: Sequence[tuple[str, int]]) -> list[int]:
+    """`photo_ids` with each photo whose original name matches a pattern repeated that many times."""
+    for pattern, times in repeat:
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 100:
+            raise ValueError(f"A repeat count must be a whole number from 1 to 100, got {times!r} for {pattern!r}.")
+    if not repeat:
+        return photo_ids
+    names = {photo.id: Path(photo.original_name).name for photo in dataset.list_photos_by_ids(session, photo_ids)}
+    repeated = []
+    for photo_id in photo_ids:
+        name = names.get(photo_id, "")
+        times = max((count for pattern, count in repeat if fnmatch.fnmatch(name, pattern)), default=1)
+        repeated += [photo_id] * times
+    return repeated
 
 
 def start_run(model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None) -> int:

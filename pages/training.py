@@ -5,16 +5,22 @@ import streamlit as st
 
 import storage
 from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
-from catseg.predictor import model_summary, starter_model_available, starter_model_directory
+from catseg.predictor import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
+                              starter_model_available, starter_model_directory)
 from catseg.runs import (MINIMUM_LABELLED, describe_progress, reap_dead_runs, run_folder, run_minutes, start_run,
                          stop_run)
 from storage import dataset, runs
 
+# Networks to train from random weights; U^2-Net-p is fine-tuned from its pretrained weights instead.
 ARCHITECTURE_LABELS = {
     "unet": "Recommended U-Net (batch norm)",
     "mobilenet_unet": "MobileNetV2 U-Net",
     "tutorial": "Tutorial U-Net (for comparison)",
 }
+NETWORK_LABELS = {**ARCHITECTURE_LABELS, "u2netp": "U^2-Net-p (pretrained salient-object network)"}
+START_LABELS = {"starter": "the starter cat model (recommended)",
+                "pretrained": "the pretrained U^2-Net-p (not yet shown cats)",
+                "scratch": "random weights (from scratch)"}
 STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "✋", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
 DEFAULT_MODEL, DEFAULT_TRAINING = ModelConfig(), TrainConfig()
 IMAGE_SIZES = [64, 96, 128, 160, 192, 224, 256]
@@ -27,9 +33,9 @@ with storage.begin() as session:
 
 
 def starting_network(start_from: str) -> tuple[str, int]:
-    """(architecture, image size) of the model a fine-tune starts from: "starter" or a version id."""
-    if start_from == "starter":
-        summary = model_summary(starter_model_directory())
+    """(architecture, image size) of the model a fine-tune starts from: "starter", "pretrained" or a version id."""
+    if start_from in ("starter", "pretrained"):
+        summary = model_summary(starter_model_directory() if start_from == "starter" else PRETRAINED_DIRECTORY)
         return summary.architecture, summary.image_size
     version = next(version for version in versions if str(version.id) == start_from)
     return version.architecture, version.image_size
@@ -41,6 +47,8 @@ def start_label(initial_model: str | None) -> str:
         return "random weights"
     if initial_model == "starter":
         return "starter model"
+    if initial_model == "pretrained":
+        return "pretrained U^2-Net-p"
     return f"model #{initial_model}" if initial_model.isdigit() else "a model folder"
 
 
@@ -126,13 +134,14 @@ if active_now is None:
         model_column, training_column = st.columns(2)
         with model_column:
             # Fine-tuning a model that already knows cats beats random weights on a small dataset.
-            # Options are "starter", a version id as text, or "scratch" (random weights).
-            start_options = (["starter"] if starter_model_available() else []) + [str(v.id) for v in versions] + ["scratch"]
+            # Options are "starter", "pretrained", a version id as text, or "scratch" (random weights).
+            start_options = ((["starter"] if starter_model_available() else [])
+                             + (["pretrained"] if pretrained_model_available() else [])
+                             + [str(v.id) for v in versions] + ["scratch"])
             version_labels = {str(v.id): v.label for v in versions}
             start_choice = st.selectbox(
                 "Start from", start_options,
-                format_func=lambda option: "random weights (from scratch)" if option == "scratch" else
-                "the starter cat model (recommended)" if option == "starter" else f"model {version_labels[option]}",
+                format_func=lambda option: START_LABELS.get(option) or f"model {version_labels[option]}",
                 key="train_start_from",
                 help="Fine-tuning a model that already knows cats learns faster than starting from scratch; "
                      "it keeps that model's network and image size.")
@@ -153,7 +162,7 @@ if active_now is None:
                 # not the from-scratch defaults. One key per start: the shown value follows the choice.
                 architecture, image_size = starting_network(start_from)
                 pretrained = False
-                st.selectbox("Network", [architecture], format_func=lambda name: ARCHITECTURE_LABELS.get(name, name),
+                st.selectbox("Network", [architecture], format_func=lambda name: NETWORK_LABELS.get(name, name),
                              key=f"train_architecture_of_{start_from}", disabled=True,
                              help="Fine-tuning keeps the starting model's network.")
                 st.select_slider("Image size (pixels)", options=sorted({*IMAGE_SIZES, image_size}), value=image_size,

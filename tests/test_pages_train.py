@@ -104,3 +104,15 @@ def test_a_run_that_ends_below_its_starting_model_says_so(catseg_home):
                and "keeps preselecting the starter model" in message.value for message in app.warning)
     history = app.dataframe[0].value
     assert list(history["start val IoU"]) == [0.712] and list(history["started from"]) == ["starter model"]
+
+
+def test_the_pretrained_u2netp_is_a_second_start(catseg_home):
+    add_labelled(6)
+    app = open_train_page()
+    start = app.selectbox(key="train_start_from")
+    assert start.options[:2] == ["the starter cat model (recommended)", "the pretrained U^2-Net-p (not yet shown cats)"]
+    start.set_value("pretrained").run()
+    assert not app.exception
+    assert app.selectbox(key="train_architecture_of_pretrained").value == "u2netp"
+    assert app.select_slider(key="train_image_size_of_pretrained").value == 320
+    assert app.select_slider(key="train_learning_rate_fine_tune").value == 3e-5

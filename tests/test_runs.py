@@ -162,3 +162,42 @@ def test_run_minutes_count_the_time_so_far_until_the_run_records_its_own():
     assert 2.9 < run_minutes(running) < 3.5  # the Train page's table keeps up while it runs
     assert run_minutes(dataclasses.replace(running, status="finished", seconds=90.0)) == 1.5
     assert run_minutes(dataclasses.replace(running, status="starting", started_at=None)) == 0.0
+
+
+def test_a_run_can_show_some_photos_more_often(catseg_home):
+    """--repeat 'cat.*=4': under-represented photos (indoor close-ups) weigh more; validation stays as it is."""
+    from catseg.runs import plan_run
+
+    with storage.begin() as session:
+        for index in range(8):
+            photo, mask = drawn_cat(64, 48, seed=index)
+            dataset.add_photo(session, encode(photo), f"{'cat' if index % 2 else 'dog'}.{index}.png", mask=mask)
+    plain = plan_run(TINY_MODEL, TINY_TRAINING)
+    with storage.begin() as session:
+        plain_view = runs.get_run(session, plain)
+        plain_train, plain_validation = list(plain_view.train_photo_ids), list(plain_view.validation_photo_ids)
+        runs.finish_run(session, plain, "stopped")
+        names = {photo.id: photo.original_name for photo in dataset.list_photos_by_ids(session, plain_train)}
+    weighted = plan_run(TINY_MODEL, TINY_TRAINING, repeat=[("cat.*", 4)])
+    with storage.begin() as session:
+        run = runs.get_run(session, weighted)
+        assert list(run.validation_photo_ids) == plain_validation
+        expected = [photo_id for photo_id in plain_train for _ in range(4 if names[photo_id].startswith("cat") else 1)]
+        assert list(run.train_photo_ids) == expected
+        runs.finish_run(session, weighted, "stopped")
+    with pytest.raises(ValueError, match="repeat count"):
+        plan_run(TINY_MODEL, TINY_TRAINING, repeat=[("cat.*", 0)])
+
+
+def test_the_pretrained_network_is_a_start_recorded_by_name(catseg_home):
+    from catseg.predictor import PRETRAINED_DIRECTORY
+    from catseg.runs import plan_run
+
+    add_labelled(4)
+    for spec in ("pretrained", str(PRETRAINED_DIRECTORY)):
+        run_id = plan_run(TINY_MODEL, TINY_TRAINING, spec)
+        with storage.begin() as session:
+            view = runs.run_view(session, run_id)
+            assert view.initial_model == "pretrained", spec
+            assert view.model_config["architecture"] == "u2netp"
+            runs.finish_run(session, run_id, "stopped")
