@@ -1,7 +1,7 @@
 """Which input sizes to average at inference: mean per-photo IoU of a model for sets of scales.
 
-Every set runs the photo and its mirror at each scale (x the model's input size, rounded
-to a multiple of 32) through ``Predictor``, as the app does. Pick scales on a training
+Every set runs the photo (with and without its mirror image) at each scale (x the model's
+input size, rounded to a multiple of 32) through ``Predictor``, as the app does. Pick scales on a training
 run's own hold-out (``--run-id``: its validation photos, from $CATSEG_HOME), not on the
 photos you report scores on. Prints one JSON object.
 
@@ -47,6 +47,9 @@ def main() -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-id", type=int, help="score on this training run's validation photos")
     source.add_argument("--data", type=Path, help="score on a tutorial-layout or YOLO folder")
+    parser.add_argument("--scales", action="append", metavar="S1,S2,...",
+                        type=lambda text: tuple(float(part) for part in text.split(",")),
+                        help="a set of scales to try (may be repeated; default: seven sets from 1 to 1.75)")
     arguments = parser.parse_args()
 
     from catseg.masks import iou
@@ -55,10 +58,12 @@ def main() -> None:
     pairs = run_hold_out(arguments.run_id) if arguments.run_id is not None else folder_pairs(arguments.data)
     directory = resolve_model(arguments.model)
     results = {}
-    for scales in SCALE_SETS:
-        predictor = Predictor(directory, scales=scales)
-        scores = [iou(predictor.probability(photo) >= 0.5, truth > 0) for photo, truth in pairs]
-        results["+".join(map(str, predictor.input_sizes))] = round(float(np.mean(scores)), 4)
+    for scales in arguments.scales or SCALE_SETS:
+        for flip in (True, False):
+            predictor = Predictor(directory, scales=scales, flip=flip)
+            scores = [iou(predictor.probability(photo) >= 0.5, truth > 0) for photo, truth in pairs]
+            name = "+".join(map(str, predictor.input_sizes)) + (" mirrored" if flip else "")
+            results[name] = round(float(np.mean(scores)), 4)
     print(json.dumps({"photos": len(pairs), "model": str(directory), "iou_mean_by_input_sizes": results}))
 
 

@@ -217,8 +217,9 @@ class Predictor:
 
     __slots__ = ("_directory", "_models", "_model_config", "_card", "_size", "_flip")
 
-    def __init__(self, directory: Path | str, scales: Iterable[float] | None = None) -> None:
-        """`scales`: test-time scales; by default the card's own, else TEST_TIME_SCALES."""
+    def __init__(self, directory: Path | str, scales: Iterable[float] | None = None, flip: bool | None = None) -> None:
+        """`scales`: test-time scales; by default the card's own, else TEST_TIME_SCALES.
+        `flip`: also run the mirror image; by default the card's "test_time_flip", else True."""
         from catseg.models import at_input_size, load_model_version
 
         _quiet_tensorflow()
@@ -234,7 +235,8 @@ class Predictor:
             except ValueError:
                 break  # a network tied to its input size runs at that size only
         # A card may turn the mirror view off ("test_time_flip"), e.g. to stay within a time budget.
-        flip = bool(card.get("test_time_flip", True))
+        if flip is None:
+            flip = bool(card.get("test_time_flip", True))
         for name, value in (("_directory", directory), ("_models", tuple(models)), ("_model_config", model_config),
                             ("_card", card), ("_size", size), ("_flip", flip)):
             object.__setattr__(self, name, value)
@@ -276,6 +278,11 @@ class Predictor:
     def input_sizes(self) -> tuple[int, ...]:
         """Every input size the photo is run at (test-time scales), the model's own first."""
         return tuple(model_input_size(model) for model in self._models)
+
+    @property
+    def flips(self) -> bool:
+        """True when each size also runs the mirror image."""
+        return self._flip
 
 
 # --- files -----------------------------------------------------------------------------

@@ -88,11 +88,27 @@ def training_time_words(about: dict) -> str:
     return f"{about['seconds'] / 60:.0f} minutes ({parts})"
 
 
+def network_words(model_config: dict, about: dict) -> str:
+    """The network in words for the card."""
+    if model_config["architecture"] == "u2netp":
+        return (f"`u2netp` (U^2-Net-p, Qin et al. 2020, {about['parameters']:,} parameters; "
+                "weights Apache-2.0, see NOTICE)")
+    return (f"`{model_config['architecture']}` (batch-norm U-Net, {about['parameters']:,} parameters, "
+            f"base filters {model_config.get('base_filters')})")
+
+
+def loss_words(model_config: dict) -> str:
+    if model_config["architecture"] == "u2netp":
+        return "BCE + Dice loss on the fused map and all six side outputs (deep supervision)"
+    return "BCE + Dice loss"
+
+
 def model_card_markdown(card: dict) -> str:
     """The human-readable model card (README.md beside the model)."""
     about = card["about"]
     model_config, train_config = card["model_config"], card["train_config"]
     sizes = sorted(scaled_input_sizes(model_config["image_size"], card.get("test_time_scales") or TEST_TIME_SCALES))
+    views = "the photo and its mirror image" if card.get("test_time_flip", True) else "the photo (no mirror image)"
     lines = [
         "# Starter cat model",
         "",
@@ -100,12 +116,13 @@ def model_card_markdown(card: dict) -> str:
         "Annotate's pre-fill while no model of yours exists, and the Train page's default starting "
         "point for fine-tuning.",
         "",
-        f"- Network: `{model_config['architecture']}` (batch-norm U-Net, {about['parameters']:,} parameters), "
-        f"input {model_config['image_size']} x {model_config['image_size']} px (photos are letterboxed), "
-        f"base filters {model_config['base_filters']}.",
+        f"- Network: {network_words(model_config, about)}, "
+        f"input {model_config['image_size']} x {model_config['image_size']} px (photos are letterboxed).",
+        *([f"- Started from: {about['started_from']}."] if about.get("started_from") else []),
         f"- Training: {about['epochs']} epochs in {about['stages']} stage(s), {training_time_words(about)}, "
         f"batch {train_config['batch_size']}, Adam {train_config['learning_rate']:g} with a cosine decay, "
-        f"augmentation {augmentation_words(train_config)}, BCE + Dice loss; the epoch with the best "
+        f"{train_config.get('precision', 'float32').replace('auto', 'mixed bfloat16 or float32')} arithmetic, "
+        f"augmentation {augmentation_words(train_config)}, {loss_words(model_config)}; the epoch with the best "
         f"IoU on a {train_config['validation_fraction']:.0%} hold-out of the training photos was kept "
         f"(epoch {about['best_epoch']} of the last stage, IoU {card['metrics'].get('val_iou', float('nan')):.3f}). "
         "The settings shown are the last stage's; the commands below give every stage.",
@@ -121,8 +138,8 @@ def model_card_markdown(card: dict) -> str:
         "## Scores on photos it never saw",
         "",
         "Mean foreground IoU per photo at full resolution, threshold 0.5, printed by `python -m catseg evaluate` "
-        "(which, like the app, averages the photo and its mirror image run at "
-        f"{', '.join(map(str, sizes))} px, the test-time sizes named in this model's card):",
+        f"(which, like the app, averages {views} run at "
+        f"{', '.join(map(str, sizes))} px, the test-time views named in this model's card):",
         "",
         "| Set | Photos | IoU (mean per photo) | IoU (pooled) | Dice (mean) |",
         "|---|---|---|---|---|",
@@ -165,7 +182,8 @@ def main() -> None:
     parser.add_argument("--run-id", type=int, action="append", required=True,
                         help="the training runs (in $CATSEG_HOME), in order; the last one's model is shipped")
     parser.add_argument("--command", action="append", required=True, help="a command that made it, in order")
-    parser.add_argument("--evaluation", action="append", required=True, metavar="NAME=FILE")
+    parser.add_argument("--evaluation", action="append", default=[], metavar="NAME=FILE",
+                        help="a `catseg evaluate --json` result of the packaged model (run it on a first packaging)")
     parser.add_argument("--feral-photos", type=int, required=True, help="feral-cats/train photos imported")
     parser.add_argument("--seed-photos", type=int, required=True, help="seed-cats training-split photos imported")
     parser.add_argument("--note", action="append", default=[],
@@ -178,6 +196,13 @@ def main() -> None:
                              "curve, its minutes in the total), when the runs that made it are in another database")
     parser.add_argument("--hardware", default=DEFAULT_HARDWARE,
                         help=f"what these runs trained on, for the card (default: {DEFAULT_HARDWARE!r})")
+    parser.add_argument("--no-flip", action="store_true",
+                        help="run each test-time size once, without the mirror image (card: test_time_flip false)")
+    parser.add_argument("--started-from", help="the weights the first run started from, in words, for the card")
+    parser.add_argument("--notice", type=Path, action="append", default=[],
+                        help="a licence NOTICE file the starting weights ask to keep; copied beside the model")
+    parser.add_argument("--seed-repeat", type=int, default=1,
+                        help="how many times an epoch each seed-cats photo was shown (catseg train --repeat)")
     parser.add_argument("--out", type=Path, default=SHIPPED_STARTER_DIRECTORY)
     arguments = parser.parse_args()
     previous_about = None
@@ -206,13 +231,19 @@ def main() -> None:
     if arguments.test_time_scales:
         scaled_input_sizes(card["model_config"]["image_size"], arguments.test_time_scales)  # ValueError if invalid
         card["test_time_scales"] = arguments.test_time_scales
-    data = [dict(TRAINING_DATA[0], photos=arguments.feral_photos), dict(TRAINING_DATA[1], photos=arguments.seed_photos)]
+    if arguments.no_flip:
+        card["test_time_flip"] = False
+    seed_data = dict(TRAINING_DATA[1], photos=arguments.seed_photos)
+    if arguments.seed_repeat > 1:
+        seed_data["name"] += f", each shown {arguments.seed_repeat} times an epoch"
+    data = [dict(TRAINING_DATA[0], photos=arguments.feral_photos), seed_data]
     card["about"] = {
         "data": data,
         "evaluation": [parse_evaluation(text) for text in arguments.evaluation],
         "limits": LIMITS,
         "notes": arguments.note,
         "commands": arguments.command,
+        **({"started_from": arguments.started_from} if arguments.started_from else {}),
         "parameters": int(model.count_params()),
         "epochs": len(curve),
         "best_epoch": run.best_epoch,
@@ -230,6 +261,8 @@ def main() -> None:
         model.save(staging / MODEL_FILENAME)
         (staging / CARD_FILENAME).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
+        for notice in arguments.notice:
+            shutil.copyfile(notice, staging / notice.name)
         megabytes = (staging / MODEL_FILENAME).stat().st_size / 2**20
         if megabytes > MAXIMUM_MEGABYTES:
             raise SystemExit(f"{MODEL_FILENAME} is {megabytes:.1f} MB, over the {MAXIMUM_MEGABYTES} MB limit.")

@@ -84,3 +84,20 @@ def test_model_card_gives_training_minutes_per_machine():
     both["about"].update(seconds=740.0, seconds_by_hardware=by_hardware)
     assert "12 minutes (3 on a 2-core CPU, 9 on one NVIDIA H100 GPU)," in model_card_markdown(both)
     assert seconds_by_hardware(None, "a 2-core CPU", 60.0) == {"a 2-core CPU": 60.0}
+
+
+def test_a_u2netp_starter_card_names_its_network_start_and_views():
+    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
+    from package_starter import model_card_markdown
+
+    u2netp = card([1.0, 1.25])
+    u2netp["model_config"] = {"architecture": "u2netp", "image_size": 256, "base_filters": 16}
+    u2netp["train_config"]["precision"] = "auto"
+    u2netp["test_time_flip"] = False
+    u2netp["about"]["started_from"] = "the pretrained U^2-Net-p"
+    text = model_card_markdown(u2netp)
+    assert "U^2-Net-p, Qin et al. 2020" in text and "see NOTICE" in text
+    assert "- Started from: the pretrained U^2-Net-p." in text
+    assert "deep supervision" in text
+    assert "the photo (no mirror image) run at 256, 320 px" in text
+    assert "base filters" not in text
