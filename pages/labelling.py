@@ -41,6 +41,10 @@ CONTEXT = "annotate_context"  # what the last run showed, for the callbacks of t
 COUNTER = "annotate_edit_counter"  # part of the canvas key: bumping it clears the canvas
 MESSAGE = "annotate_message"  # (kind, text) shown once after a callback
 QUERY_WRITTEN = "annotate_query_written"
+# {"photo_id", "revision_id"}: the saved mask this tab's edits started from. A save over a newer
+# revision (another labeller's, or this user's other tab) asks first, so nobody's work is erased silently.
+BASE_REVISION = "annotate_base_revision"
+CONFLICT = "annotate_conflict"  # {"photo_id", "then_next", "saved_at"}: a save that is waiting for that answer
 
 
 # --- state helpers ------------------------------------------------------------------------
@@ -83,6 +87,12 @@ def drawing_in_state(canvas_key: str):
 def stored_mask(photo_id: int) -> np.ndarray | None:
     with storage.begin() as session:
         return dataset.load_mask(session, photo_id)
+
+
+def stored_revision_id(photo_id: int) -> int | None:
+    with storage.begin() as session:
+        revision = dataset.current_mask_revision(session, photo_id)
+        return revision.id if revision is not None else None
 
 
 def working_state(context: dict) -> tuple[np.ndarray, str | None, bool]:
@@ -149,15 +159,26 @@ def jump(context: dict) -> None:
 
 
 @guarded
-def save(context: dict, then_next: bool) -> None:
+def save(context: dict, then_next: bool, overwrite: bool = False) -> None:
     mask, source, dirty = working_state(context)
     photo_id = context["photo_id"]
     if not dirty:
         say("info", "Nothing to save: draw on the photo first.")
         return
+    base = st.session_state.get(BASE_REVISION) or {}
     with storage.begin() as session:
+        newest = dataset.current_mask_revision(session, photo_id)
+        newest_id = newest.id if newest is not None else None
+        if not overwrite and base.get("photo_id") == photo_id and newest_id != base.get("revision_id"):
+            # Keep every edit (canvas strokes too) while the user decides.
+            set_pending(photo_id, mask, source or "painted")
+            clear_canvas()
+            saved_at = newest.created_at.strftime("%H:%M") if newest is not None else None
+            st.session_state[CONFLICT] = {"photo_id": photo_id, "then_next": then_next, "saved_at": saved_at}
+            return
         dataset.save_mask(session, photo_id, mask, source or "painted")
     st.session_state.pop(PENDING, None)
+    st.session_state.pop(CONFLICT, None)
     clear_canvas()
     if not then_next:
         say("success", f"Saved the mask of photo #{photo_id}.")
@@ -190,8 +211,17 @@ def clear_mask(context: dict) -> None:
 @guarded
 def discard(context: dict) -> None:
     st.session_state.pop(PENDING, None)
+    st.session_state.pop(CONFLICT, None)
     clear_canvas()
     say("info", "Unsaved changes discarded.")
+
+
+@guarded
+def load_theirs(context: dict) -> None:
+    st.session_state.pop(PENDING, None)
+    st.session_state.pop(CONFLICT, None)
+    clear_canvas()
+    say("info", "Loaded the newer saved mask; your unsaved changes were dropped.")
 
 
 @guarded
@@ -299,9 +329,10 @@ st.session_state[CONTEXT] = context
 
 try:
     photo = photo_pixels(photo_id, current.created_at.isoformat())
+    saved_revision_id = stored_revision_id(photo_id)
     saved_mask = stored_mask(photo_id)
 except (ValueError, OSError) as error:
-    photo = saved_mask = None
+    photo = saved_mask = saved_revision_id = None
     load_error = f"Photo #{photo_id} could not be read ({error}). Delete it on the Photos page or pick another."
 pending = pending_for(photo_id)
 base_mask = pending["mask"] if pending else saved_mask if saved_mask is not None else annotation.clear(view.photo_shape)
@@ -330,6 +361,13 @@ if edit.boxes and photo is not None:
     st.rerun()
 
 dirty = pending is not None or edit.painted
+base_revision = st.session_state.get(BASE_REVISION) or {}
+if not dirty or base_revision.get("photo_id") != photo_id:
+    # With nothing unsaved, this tab shows the newest saved mask: edits from here start from it.
+    st.session_state[BASE_REVISION] = {"photo_id": photo_id, "revision_id": saved_revision_id}
+conflict = st.session_state.get(CONFLICT)
+if conflict is not None and conflict["photo_id"] != photo_id:
+    conflict = None
 
 with navigation_area:
     position = all_ids.index(photo_id)
@@ -352,7 +390,16 @@ with navigation_area:
         f"Photo {position + 1} of {len(all_ids)}", all_ids, key="annotate_jump", on_change=jump, disabled=dirty,
         format_func=lambda i: f"#{i} · {by_id[i].original_name[:40]} · "
                               f"{'no mask' if i in unlabelled else by_id[i].mask_source}")
-    if dirty:
+    if conflict is not None:
+        when = f" at {conflict['saved_at']}" if conflict["saved_at"] else ""
+        st.warning(f"Someone else saved a newer mask of this photo{when}, after you started editing it. "
+                   "Overwrite it with yours, or load theirs (your unsaved changes are dropped)? "
+                   "Nothing is saved until you choose.", icon="👥")
+        overwrite_column, theirs_column = st.columns(2)
+        overwrite_column.button("Overwrite with my mask", key="annotate_conflict_overwrite", on_click=save,
+                                args=(conflict["then_next"], True), width="stretch")
+        theirs_column.button("Load their mask", key="annotate_conflict_load", on_click=load_theirs, width="stretch")
+    elif dirty:
         st.warning("Unsaved changes on this photo: **Save** them or **Discard changes** before moving on.",
                    icon="✏️")
 

@@ -392,3 +392,32 @@ def test_edit_from_canvas_strokes_then_boxes():
     inside_cut = cut.mask[y0:y1, x0:x1] > 0
     assert (inside_cut & inside_truth).sum() / (inside_cut | inside_truth).sum() > 0.9
     assert cut.mask[0:10, 0:10].min() == 255, "the mask outside the box is kept"
+
+
+def test_two_tabs_on_one_photo_ask_before_one_overwrites_the_other(catseg_home):
+    """Tab A starts editing, tab B saves a newer mask: A's save asks (overwrite / load theirs), nothing lost."""
+    (photo_id,) = add_photos(1, labelled=(0,))
+    first_tab, second_tab = open_annotate(), open_annotate()
+    draw(first_tab, stroke([(40, 50), (200, 50)], width=10))  # A edits on top of the imported mask
+    click(second_tab, "annotate_clear")
+    click(second_tab, "annotate_save")  # B saves an empty mask meanwhile
+    assert stored(photo_id).max() == 0
+
+    click(first_tab, "annotate_save")
+    assert stored(photo_id).max() == 0, "A's save must not erase B's work without asking"
+    assert any("Someone else saved a newer mask" in warning.value for warning in first_tab.warning)
+    assert first_tab.session_state["annotate_pending"] is not None  # A's strokes are kept while A decides
+    click(first_tab, "annotate_conflict_overwrite")
+    mask = stored(photo_id)
+    assert mask[50, 40:201].min() == 255  # A's stroke, on top of the mask A started from
+    assert "Saved the mask" in first_tab.success[0].value
+
+    # The other answer: B, whose view is now stale, edits and chooses to load A's mask instead.
+    draw(second_tab, stroke([(40, 150), (200, 150)], width=10))
+    click(second_tab, "annotate_save")
+    assert any("Someone else saved a newer mask" in warning.value for warning in second_tab.warning)
+    click(second_tab, "annotate_conflict_load")
+    assert second_tab.session_state.get("annotate_pending") is None
+    np.testing.assert_array_equal(stored(photo_id), mask)  # nothing was written
+    with storage.begin() as session:
+        assert dataset.mask_revision_count(session, photo_id) == 3  # imported, B's empty one, A's
