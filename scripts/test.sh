@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up (venv, packages, a Chromium for the browser tests) and run every test.
+# Set up (venv, packages, a Chromium for the browser tests) and run every test, the storage
+# tests on SQLite and on a throwaway PostgreSQL server (scripts/postgres_for_tests.sh).
 # Usage: bash scripts/test.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,4 @@ if [ -z "${CATSEG_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-exec .venv/bin/python -m pytest -ra "$@"
+exec bash scripts/postgres_for_tests.sh .venv/bin/python -m pytest -ra "$@"

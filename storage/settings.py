@@ -18,5 +18,9 @@ def data_home() -> Path:
 
 
 def database_url() -> str:
-    """`DATABASE_URL` if set, else a SQLite file in the data folder."""
-    return os.environ.get("DATABASE_URL") or f"sqlite:///{data_home() / 'catseg.sqlite3'}"
+    """`DATABASE_URL` if set, else a SQLite file in the data folder.
+
+    For a dataset shared by several labellers: `postgresql+psycopg://user:password@host:5432/catseg`,
+    with `CATSEG_HOME` on a folder they all reach (photos and masks are files there).
+    """
+    return os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{data_home() / 'catseg.sqlite3'}"

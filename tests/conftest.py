@@ -1,8 +1,16 @@
-"""Shared fixtures: an empty data folder per test, and drawn photos (no real data needed)."""
+"""Shared fixtures: an empty data folder per test, and drawn photos (no real data needed).
+
+Tests marked `both_databases` get `catseg_home` twice: on SQLite, and on a fresh, empty
+PostgreSQL database on the server named by CATSEG_TEST_POSTGRES_URL (which
+`bash scripts/test.sh` starts); without that variable the PostgreSQL case is skipped.
+"""
 
 from __future__ import annotations
 
 import io
+import os
+import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +19,20 @@ from PIL import Image
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPOSITORY_ROOT.parent / "shared" / "data"
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+POSTGRES_URL_VARIABLE = "CATSEG_TEST_POSTGRES_URL"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "both_databases: catseg_home runs the test on SQLite and on PostgreSQL (CATSEG_TEST_POSTGRES_URL)"
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """A test marked both_databases that uses catseg_home runs once per database."""
+    if "catseg_home" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("catseg_home", DATABASE_BACKENDS, indirect=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,16 +45,68 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """An engine on CATSEG_TEST_POSTGRES_URL, to create and drop the tests' databases."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not url:
+        pytest.skip(f"no PostgreSQL server: {POSTGRES_URL_VARIABLE} is unset (bash scripts/test.sh starts one)")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(server):
+    """The URL of a new, empty database on `server`, dropped afterwards."""
+    from sqlalchemy import text
+
+    name = f"catseg_test_{uuid.uuid4().hex[:16]}"
+    with server.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            # FORCE: a worker process the test started may still be connected.
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
-def catseg_home(tmp_path, monkeypatch):
-    """An empty CATSEG_HOME with its own SQLite database."""
+def catseg_home(request, tmp_path, monkeypatch):
+    """An empty CATSEG_HOME with its own empty database: SQLite, or PostgreSQL in a both_databases test's case."""
     import storage
 
     home = tmp_path / "home"
     monkeypatch.setenv("CATSEG_HOME", str(home))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    yield home
-    storage.dispose_all()
+    with ExitStack() as database:
+        if getattr(request, "param", "sqlite") == "postgresql":
+            server = request.getfixturevalue("postgres_server")
+            monkeypatch.setenv("DATABASE_URL", database.enter_context(fresh_postgres_database(server)))
+        yield home
+        storage.dispose_all()  # before the database is dropped
+
+
+@pytest.fixture
+def switch_catseg_home(request, catseg_home, monkeypatch):
+    """`switch(folder)` moves the test to another empty CATSEG_HOME with its own empty database."""
+    import storage
+
+    with ExitStack() as new_databases:
+
+        def switch(home: Path) -> None:
+            storage.dispose_all()
+            monkeypatch.setenv("CATSEG_HOME", str(home))
+            if storage.database_url().startswith("postgresql"):
+                server = request.getfixturevalue("postgres_server")
+                monkeypatch.setenv("DATABASE_URL", new_databases.enter_context(fresh_postgres_database(server)))
+
+        yield switch
+        storage.dispose_all()
 
 
 @pytest.fixture

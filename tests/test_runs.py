@@ -1,4 +1,8 @@
-"""Training runs as separate processes: start, live metrics, stop, kill -9, one at a time."""
+"""Training runs as separate processes: start, live metrics, stop, kill -9, one at a time.
+
+Tests marked both_databases run on SQLite and on PostgreSQL (see tests/conftest.py); of those
+that train in a process, only the start-to-model-version one does, to keep the suite short.
+"""
 
 import dataclasses
 import os
@@ -41,12 +45,14 @@ def run_status(run_id):
         return runs.run_view(session, run_id)
 
 
+@pytest.mark.both_databases
 def test_too_few_labelled_photos_is_refused(catseg_home):
     add_labelled(2)
     with pytest.raises(ValueError, match="at least 4 labelled photos"):
         start_run(TINY_MODEL, TINY_TRAINING)
 
 
+@pytest.mark.both_databases
 def test_start_metrics_stop_keeps_a_model_version(catseg_home):
     add_labelled()
     run_id = start_run(TINY_MODEL, TINY_TRAINING)
@@ -140,6 +146,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert "test_time_scales" not in card  # picked for 32 px, not for this size
 
 
+@pytest.mark.both_databases
 def test_a_fine_tune_of_the_starter_is_recorded_as_such_however_it_is_named(catseg_home, tmp_path, monkeypatch):
     """The Try page judges fine-tunes of the starter against it, so every spelling must be recognised."""
     from catseg.runs import plan_run
@@ -164,6 +171,7 @@ def test_run_minutes_count_the_time_so_far_until_the_run_records_its_own():
     assert run_minutes(dataclasses.replace(running, status="starting", started_at=None)) == 0.0
 
 
+@pytest.mark.both_databases
 def test_a_run_can_show_some_photos_more_often(catseg_home):
     """--repeat 'cat.*=4': under-represented photos (indoor close-ups) weigh more; validation stays as it is."""
     from catseg.runs import plan_run
@@ -189,6 +197,7 @@ def test_a_run_can_show_some_photos_more_often(catseg_home):
         plan_run(TINY_MODEL, TINY_TRAINING, repeat=[("cat.*", 0)])
 
 
+@pytest.mark.both_databases
 def test_the_pretrained_network_is_a_start_recorded_by_name(catseg_home):
     from catseg.predictor import PRETRAINED_DIRECTORY
     from catseg.runs import plan_run

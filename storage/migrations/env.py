@@ -1,8 +1,8 @@
 """Alembic environment: run by `storage.db` on start, or by hand with `alembic upgrade head`."""
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from storage.db import make_engine
 from storage.models import Base
 from storage.settings import database_url
 
@@ -16,7 +16,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(database_url())
+    engine = make_engine(database_url())  # the app's own engine options (plain postgresql:// means psycopg 3)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
