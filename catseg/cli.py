@@ -29,20 +29,35 @@ class Progress:
             print(file=sys.stderr)
 
 
+# Past this many, duplicates are counted rather than listed (a re-import lists every photo).
+LISTED_DUPLICATES = 20
+
+
 def command_import(arguments: argparse.Namespace) -> int:
     from catseg.dataset_io import import_path
 
     report = import_path(Path(arguments.path), arguments.format, Progress("Importing"))
     if arguments.json:
         print(json.dumps(report.to_dict()))
-    else:
-        print(
-            f"{report.detected_format} layout: added {report.added} photos "
-            f"({report.added_labelled} with masks), {len(report.duplicates)} duplicates, "
-            f"{len(report.rejected)} rejected."
-        )
-        for _, reason in report.rejected:
-            print(f"  rejected: {reason}")
+        return 0
+    annotations = f" (annotations: {', '.join(report.annotation_files)})" if report.annotation_files else ""
+    print(
+        f"{report.detected_format} layout{annotations}: {report.files_seen} files: "
+        f"added {report.added} photos ({report.added_labelled} with masks), {len(report.duplicates)} duplicates, "
+        f"{len(report.rejected)} rejected, {len(report.skipped)} skipped."
+    )
+    # Plain additions are in the count; every other file gets its own line.
+    for name, note in report.added_files:
+        if note:
+            print(f"  added: {name} ({note})")
+    for name in report.duplicates[:LISTED_DUPLICATES]:
+        print(f"  duplicate: {name}")
+    if len(report.duplicates) > LISTED_DUPLICATES:
+        print(f"  ... and {len(report.duplicates) - LISTED_DUPLICATES} more duplicates (--json lists them all).")
+    for _, reason in report.rejected:
+        print(f"  rejected: {reason}")
+    for name, why in report.skipped:
+        print(f"  skipped: {name} ({why})")
     return 0
 
 
@@ -83,14 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     importing = commands.add_parser("import", help="add photos (and masks) from a folder or a .zip")
-    importing.add_argument("path", help="a folder or .zip: tutorial layout, YOLOv8-seg, or plain photos")
+    importing.add_argument("path", help="a folder or .zip: tutorial layout, YOLOv8-seg, COCO JSON, or plain photos")
     importing.add_argument("--format", choices=FORMATS, default="auto")
     importing.add_argument("--json", action="store_true", help="print the report as JSON")
     importing.set_defaults(handler=command_import)
 
     exporting = commands.add_parser("export", help="write labelled photos and masks to a folder")
     exporting.add_argument("directory", help="a new or empty folder")
-    exporting.add_argument("--format", choices=EXPORT_FORMATS, default="tutorial")
+    exporting.add_argument(
+        "--format", choices=EXPORT_FORMATS, default="tutorial",
+        help="tutorial: input/ + mask/; yolo: images/ + labels/; coco: images/ + annotations.json",
+    )
     exporting.add_argument("--json", action="store_true")
     exporting.set_defaults(handler=command_export)
 
@@ -112,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import catseg.cli_training  # noqa: F401  (registers train)
     import catseg.cli_inference  # noqa: F401  (registers predict, splash, evaluate)
+    import catseg.cli_check  # noqa: F401  (registers check)
 
     parser = build_parser()
     arguments = parser.parse_args(argv)

@@ -14,17 +14,27 @@ FILTER_LABELS = {"all": "All", "labelled": "Labelled", "unlabelled": "Unlabelled
 
 
 def show_import_report(report) -> None:
-    """A summary people can read at a glance, details one click away."""
+    """A summary people can read at a glance, details one click away: every file is in one list."""
     parts = [f"**{report.added}** added ({report.added_labelled} with masks)"]
     if report.duplicates:
         parts.append(f"**{len(report.duplicates)}** already in the dataset")
     if report.rejected:
         parts.append(f"**{len(report.rejected)}** rejected")
-    (st.warning if report.rejected else st.success)(", ".join(parts) + ".")
+    if report.skipped:
+        parts.append(f"**{len(report.skipped)}** skipped")
+    summary = f"{report.files_seen} files: " + ", ".join(parts) + "."
+    (st.warning if report.rejected else st.success)(summary)
     if report.rejected:
         with st.expander("Why files were rejected", expanded=len(report.rejected) <= 5):
             for _, reason in report.rejected:
                 st.markdown(f"- {reason}")
+    if report.skipped:
+        with st.expander("Skipped (not photos we read)", expanded=len(report.skipped) <= 5):
+            st.markdown("\n".join(f"- `{name}`: {why}" for name, why in report.skipped))
+    noted = [(name, note) for name, note in report.added_files if note]
+    if noted:
+        with st.expander("Added with a note"):
+            st.markdown("\n".join(f"- `{name}`: {note}" for name, note in noted))
     if report.duplicates:
         with st.expander("Duplicates (not added again)"):
             st.markdown("\n".join(f"- {name}" for name in report.duplicates))
@@ -42,7 +52,8 @@ unlabelled_metric.metric("Still to label", numbers.unlabelled)
 with st.expander("Add photos", expanded=numbers.images == 0, icon="➕"):
     st.markdown(
         "Drop photos (JPEG, PNG, WebP, BMP, TIFF) or a **.zip** of a labelled folder: the tutorial "
-        "layout (`input/` + `mask/`), YOLOv8 segmentation (`images/` + `labels/`) or plain photos. "
+        "layout (`input/` + `mask/`), YOLOv8 segmentation (`images/` + `labels/`), COCO "
+        "(`annotations.json` beside its images) or plain photos. "
         "The same photo is never added twice."
     )
     uploads = st.file_uploader(

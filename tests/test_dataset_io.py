@@ -1,6 +1,10 @@
-"""Import (tutorial, YOLO, plain, zip, bad files) and export round trips, on drawn data."""
+"""Import (tutorial, YOLO, plain, zip, bad files) and export round trips, on drawn data.
+
+Each test using `catseg_home` runs on SQLite and on PostgreSQL (see tests/conftest.py).
+"""
 
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -11,7 +15,9 @@ import storage
 from catseg.dataset_io import export_dataset, import_path, mask_to_polygons, polygons_to_mask
 from catseg.masks import iou
 from storage import dataset
-from conftest import drawn_cat, encode
+from conftest import drawn_cat, encode, run_cli
+
+pytestmark = pytest.mark.both_databases
 
 
 def make_tutorial_folder(root, count=4):
@@ -53,7 +59,8 @@ def test_tutorial_layout_import_thresholds_jpeg_masks(catseg_home, tmp_path):
     masks = make_tutorial_folder(tmp_path / "seed")
     report = import_path(tmp_path / "seed")
     assert (report.detected_format, report.added, report.added_labelled) == ("tutorial", 4, 4)
-    assert report.skipped == ["README.md"] and report.rejected == []
+    assert report.skipped == [("README.md", "not a photo format: .md")] and report.rejected == []
+    assert report.files_seen == 5  # four photo + mask pairs and the README
     stored = stored_masks_by_name()
     for name, mask in masks.items():
         assert set(np.unique(stored[name])) <= {0, 255}
@@ -79,6 +86,154 @@ def test_plain_folder_imports_unlabelled_photos(catseg_home, tmp_path):
         (tmp_path / "plain" / "sub" / f"p{index}.png").write_bytes(encode(drawn_cat(seed=index)[0]))
     report = import_path(tmp_path / "plain")
     assert (report.detected_format, report.added, report.added_labelled) == ("images", 3, 0)
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buffer.getvalue()
+
+
+def messy_yolo_files() -> tuple[dict[str, bytes], dict[str, str]]:
+    """A YOLO folder with everything an import can meet: {file: bytes}, {file: expected outcome}."""
+    good = [encode(drawn_cat(96, 80, seed=20 + index)[0], "JPEG") for index in range(3)]
+    label = b"0 0.1 0.1 0.5 0.1 0.4 0.6\n"
+    files = {
+        "images/a.jpg": good[0], "labels/a.txt": label,
+        "images/b.jpg": good[1], "labels/b.txt": label,
+        "images/unlabelled.jpg": good[2],
+        "images/copy_of_a.jpg": good[0],
+        "images/drawing.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "images/anim.gif": animated_gif(),
+        "images/.DS_Store": b"\0\0\0\1Bud1",
+        ".hidden/photo.png": encode(drawn_cat(seed=30)[0]),
+        "notes.txt": b"shot in the garden",
+        "images/corrupt.jpg": good[1][:200],
+        "labels/ghost.txt": label,
+        "data.yaml": b"nc: 1\nnames: ['cat']\n",
+    }
+    expected = {
+        "images/a.jpg": "added", "images/b.jpg": "added", "images/unlabelled.jpg": "added",
+        "images/copy_of_a.jpg": "duplicate", "images/corrupt.jpg": "rejected",
+        "images/drawing.svg": "skipped", "images/anim.gif": "skipped", "images/.DS_Store": "skipped",
+        ".hidden/photo.png": "skipped", "notes.txt": "skipped", "labels/ghost.txt": "skipped",
+        "data.yaml": "skipped",
+    }
+    return files, expected
+
+
+def outcomes(report) -> dict[str, list[str]]:
+    """{file: [outcome, ...]}: every file should have exactly one."""
+    named: dict[str, list[str]] = {}
+    lines = ([(name, "added") for name, _ in report.added_files] + [(name, "duplicate") for name in report.duplicates]
+             + [(name, "rejected") for name, _ in report.rejected] + [(name, "skipped") for name, _ in report.skipped])
+    for name, outcome in lines:
+        named.setdefault(name, []).append(outcome)
+    return named
+
+
+def assert_accounted(report) -> None:
+    total = report.added + len(report.duplicates) + len(report.rejected) + len(report.skipped)
+    assert total == report.files_seen
+    assert all(len(lines) == 1 for lines in outcomes(report).values()), outcomes(report)
+
+
+def test_every_file_of_a_folder_ends_in_exactly_one_line(catseg_home, tmp_path):
+    files, expected = messy_yolo_files()
+    for name, data in files.items():
+        (tmp_path / "messy" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "messy" / name).write_bytes(data)
+    report = import_path(tmp_path / "messy")
+    assert report.detected_format == "yolo"
+    assert_accounted(report)
+    # 14 files on disk; each label read with its photo counts with it.
+    assert report.files_seen == 12
+    assert {name: lines[0] for name, lines in outcomes(report).items()} == expected
+    skipped = dict(report.skipped)
+    assert skipped["images/drawing.svg"] == "not a photo format: .svg"
+    assert skipped["images/anim.gif"].startswith("animated GIF")
+    assert skipped["images/.DS_Store"] == skipped[".hidden/photo.png"] == "hidden file"
+    assert skipped["notes.txt"] == "not a photo format: .txt"
+    assert skipped["labels/ghost.txt"] == "label file without a photo"
+    assert dict(report.added_files) == {"images/a.jpg": "", "images/b.jpg": "",
+                                        "images/unlabelled.jpg": "no label file: added without a mask"}
+    assert report.added_labelled == 2
+    assert "images/corrupt.jpg" in dict(report.rejected)["images/corrupt.jpg"]
+
+
+def test_every_member_of_a_zip_ends_in_exactly_one_line(catseg_home, tmp_path):
+    files, expected = messy_yolo_files()
+    files["__MACOSX/images/._a.jpg"] = b"\0\5\26\7"
+    files["inner.zip"] = zip_bytes({"x.png": encode(drawn_cat(seed=40)[0])})
+    files["../escape.png"] = encode(drawn_cat(seed=41)[0])
+    (tmp_path / "messy.zip").write_bytes(zip_bytes({f"messy/{name}": data for name, data in files.items()
+                                                    if not name.startswith("..")} | {"../escape.png": files["../escape.png"]}))
+    report = import_path(tmp_path / "messy.zip")
+    assert_accounted(report)
+    assert report.files_seen == 15  # the 12 above, the macOS copy, the inner zip's photo, the unsafe member
+    named = {name: lines[0] for name, lines in outcomes(report).items()}
+    assert named == {f"messy.zip/messy/{name}": outcome for name, outcome in expected.items()} | {
+        "messy.zip/messy/__MACOSX/images/._a.jpg": "skipped",
+        "messy.zip/messy/inner.zip/x.png": "added",
+        "messy.zip/../escape.png": "rejected",
+    }
+    assert dict(report.skipped)["messy.zip/messy/__MACOSX/images/._a.jpg"].startswith("macOS metadata")
+
+
+def test_a_folder_with_zips_counts_their_members(catseg_home, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "loose.png").write_bytes(encode(drawn_cat(seed=50)[0]))
+    (folder / "cats.zip").write_bytes(zip_bytes({
+        "one.png": encode(drawn_cat(seed=51)[0]), "drawing.svg": b"<svg/>", ".DS_Store": b"x",
+        "deeper.zip": zip_bytes({"two.png": encode(drawn_cat(seed=52)[0])}),
+    }))
+    (folder / "broken.zip").write_bytes(b"not a zip at all")
+    report = import_path(folder)
+    assert_accounted(report)
+    # loose.png, four members of cats.zip (the zip in it is not opened), and broken.zip itself
+    assert report.files_seen == 6
+    assert set(outcomes(report)) == {"loose.png", "cats.zip/one.png", "cats.zip/drawing.svg",
+                                     "cats.zip/.DS_Store", "cats.zip/deeper.zip", "broken.zip"}
+    assert "not a readable zip" in dict(report.rejected)["broken.zip"]
+    assert "zip inside a zip" in dict(report.rejected)["cats.zip/deeper.zip"]
+
+
+def test_tutorial_masks_without_photos_are_skipped(catseg_home, tmp_path):
+    make_tutorial_folder(tmp_path / "seed", count=2)
+    (tmp_path / "seed" / "mask" / "mask_orphan.png").write_bytes(encode(drawn_cat(seed=9)[1]))
+    (tmp_path / "seed" / "input" / "no_mask.png").write_bytes(encode(drawn_cat(seed=8)[0]))
+    report = import_path(tmp_path / "seed")
+    assert_accounted(report)
+    assert dict(report.skipped)["mask/mask_orphan.png"] == "mask without a photo"
+    assert dict(report.added_files)["input/no_mask.png"] == "no mask file: added without a mask"
+    assert (report.added, report.added_labelled) == (3, 2)
+
+
+def test_cli_prints_every_file_that_was_not_simply_added(tmp_path):
+    files, expected = messy_yolo_files()
+    for name, data in files.items():
+        (tmp_path / "messy" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "messy" / name).write_bytes(data)
+    text = run_cli(tmp_path / "home", "import", str(tmp_path / "messy"))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.strip().splitlines()
+    assert lines[0].startswith("yolo layout: 12 files: added 3 photos (2 with masks), 1 duplicates, 1 rejected, 7 skipped")
+    for name, outcome in expected.items():
+        if outcome != "added":
+            assert sum(name in line for line in lines[1:]) == 1, name
+    assert "  skipped: images/anim.gif (animated GIF" in text.stdout
+    assert "  added: images/unlabelled.jpg (no label file: added without a mask)" in text.stdout
+
+    again = run_cli(tmp_path / "home", "import", str(tmp_path / "messy"), "--json")
+    result = json.loads(again.stdout.strip().splitlines()[-1])
+    assert result["files_seen"] == 12
+    assert result["added"] + result["duplicates"] + len(result["rejected"]) + len(result["skipped"]) == 12
+    assert sorted(result["duplicate_files"]) == ["images/a.jpg", "images/b.jpg", "images/copy_of_a.jpg",
+                                                 "images/unlabelled.jpg"]
+    assert {entry["file"] for entry in result["skipped"]} == {name for name, outcome in expected.items()
+                                                              if outcome == "skipped"}
 
 
 def zip_bytes(entries: dict[str, bytes]) -> bytes:
@@ -147,27 +302,25 @@ def test_malformed_yolo_label_rejects_only_that_photo(catseg_home, tmp_path):
     assert "detection box" in dict(report.rejected)["images/img0.jpg"]
 
 
-def test_tutorial_export_then_import_gives_back_every_mask_exactly(catseg_home, tmp_path, monkeypatch):
+def test_tutorial_export_then_import_gives_back_every_mask_exactly(catseg_home, switch_catseg_home, tmp_path):
     make_tutorial_folder(tmp_path / "seed", count=3)
     import_path(tmp_path / "seed")
     before = sorted((m.tobytes() for m in stored_masks_by_name().values()))
     result = export_dataset(tmp_path / "out", "tutorial")
     assert result["exported"] == 3
-    storage.dispose_all()
-    monkeypatch.setenv("CATSEG_HOME", str(tmp_path / "fresh"))
+    switch_catseg_home(tmp_path / "fresh")
     report = import_path(tmp_path / "out")
     assert report.added_labelled == 3
     after = sorted((m.tobytes() for m in stored_masks_by_name().values()))
     assert before == after
 
 
-def test_yolo_export_then_import_keeps_masks(catseg_home, tmp_path, monkeypatch):
+def test_yolo_export_then_import_keeps_masks(catseg_home, switch_catseg_home, tmp_path):
     make_tutorial_folder(tmp_path / "seed", count=3)
     import_path(tmp_path / "seed")
     before = {name.split(".")[1]: mask for name, mask in stored_masks_by_name().items()}
     export_dataset(tmp_path / "out", "yolo")
-    storage.dispose_all()
-    monkeypatch.setenv("CATSEG_HOME", str(tmp_path / "fresh"))
+    switch_catseg_home(tmp_path / "fresh")
     assert import_path(tmp_path / "out").added_labelled == 3
     after = {name.split("_cat.")[1].split(".")[0]: mask for name, mask in stored_masks_by_name().items()}
     scores = [iou(after[key], before[key]) for key in before]

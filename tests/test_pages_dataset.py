@@ -1,8 +1,9 @@
-"""AppTest: the Photos page adds uploads, shows them, and deletes after confirmation."""
+"""AppTest: the Photos page adds uploads, reports every file, shows them, and deletes after confirmation."""
 
 import io
 import zipfile
 
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import storage
@@ -60,6 +61,34 @@ def test_upload_then_delete(catseg_home):
     assert app.metric[0].value == "2"
     with storage.begin() as session:
         assert first not in dataset.photo_ids(session)
+
+
+def test_the_report_names_skipped_files(catseg_home):
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], loop=0)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("cats/good.png", encode(drawn_cat(seed=4)[0]))
+        archive.writestr("cats/drawing.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>")
+        archive.writestr("cats/anim.gif", gif.getvalue())
+        archive.writestr("cats/.DS_Store", b"\0\0\0\1Bud1")
+        archive.writestr("cats/notes.txt", "taken in the garden")
+        archive.writestr("cats/corrupt.jpg", encode(drawn_cat(seed=5)[0], "JPEG")[:150])
+    app = open_page("pages/dataset.py")
+    app.file_uploader(key="dataset_uploads").set_value([("cats.zip", buffer.getvalue(), "application/zip")])
+    app.run()
+    app.button(key="dataset_add").click().run()
+    assert not app.exception
+    summary = app.warning[0].value
+    assert summary.startswith("6 files: **1** added") and "**1** rejected" in summary and "**4** skipped" in summary
+    skipped = "\n".join(m.value for m in app.markdown)
+    assert "`cats.zip/cats/drawing.svg`: not a photo format: .svg" in skipped
+    assert "`cats.zip/cats/anim.gif`: animated GIF" in skipped
+    assert "`cats.zip/cats/.DS_Store`: hidden file" in skipped
+    assert "`cats.zip/cats/notes.txt`: not a photo format: .txt" in skipped
+    assert any("cats.zip/cats/corrupt.jpg" in m.value for m in app.markdown)
+    assert any(expander.label.startswith("Skipped") for expander in app.expander)
 
 
 def test_cancel_keeps_photos(catseg_home):
