@@ -3,6 +3,7 @@
 import streamlit as st
 
 import storage
+from catseg.check import check_data, last_check
 from catseg.predictor import starter_model_available
 from storage import dataset, runs
 
@@ -16,6 +17,29 @@ with storage.begin() as session:
     numbers = dataset.counts(session)
     last_run = runs.latest_run(session)
     best_model = runs.recommended_model_version(session, starter_model_available())
+
+
+def repair_data() -> None:
+    """Runs before the page is drawn, so the warning below already reads the repaired state."""
+    with st.spinner("Checking the data folder…"):
+        st.session_state["home_repair_result"] = check_data(repair=True).to_dict()
+
+
+repaired = st.session_state.pop("home_repair_result", None)
+if repaired is not None:
+    done = f"Removed {repaired['removed']} files and rebuilt {repaired['rebuilt']} thumbnails"
+    if repaired["problems_left"]:
+        st.info(f"{done}; {repaired['problems_left']} problem(s) need you: `python -m catseg check` lists them.")
+    else:
+        st.success(f"{done}: the data folder is in step.")
+checked = last_check()
+if checked is not None and checked.get("problems_left"):
+    # Written by `python -m catseg check` (or the Repair button): files and rows out of step.
+    st.warning(f"The last data check ({checked['checked_at'][:16].replace('T', ' ')} UTC) found "
+               f"{checked['problems_left']} problem(s): stray or temporary files, missing thumbnails, or photos "
+               "whose files are missing. **Repair** removes stray files and rebuilds thumbnails; it never deletes "
+               "a photo (`python -m catseg check` lists them all).", icon="🩺")
+    st.button("Repair", key="home_repair", on_click=repair_data)
 
 photos_step, annotate_step, train_step, try_step = st.columns(4)
 with photos_step.container(border=True):
@@ -35,7 +59,7 @@ with train_step.container(border=True):
     else:
         score = f" · IoU {last_run.best_val_iou:.2f}" if last_run.best_val_iou is not None else ""
         st.metric("Last run", f"#{last_run.id} {last_run.status}{score}")
-    st.caption("Train a U-Net on the labelled photos.")
+    st.caption("Teach the cat model your own photos.")
     st.page_link("pages/training.py", label="Open Train", icon="🏋️")
 with try_step.container(border=True):
     st.subheader("4 · Try")

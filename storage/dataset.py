@@ -89,6 +89,16 @@ def mask_thumbnail_path(revision: MaskRevision) -> Path:
     return data_home() / "masks" / revision.file_name.replace(".png", ".thumb.png")
 
 
+def photo_thumbnail_bytes(pixels: np.ndarray) -> bytes:
+    """The gallery's small JPEG of a photo."""
+    return encode_jpeg(thumbnail(pixels, THUMBNAIL_SIDE), 85)
+
+
+def mask_thumbnail_bytes(mask: np.ndarray) -> bytes:
+    """The gallery's small PNG of a 0/255 mask."""
+    return encode_png(thumbnail(mask, THUMBNAIL_SIDE))
+
+
 # --- masks ---------------------------------------------------------------------------
 
 def normalise_mask(mask: np.ndarray, width: int, height: int, name: str = "mask") -> np.ndarray:
@@ -141,7 +151,7 @@ def save_mask(session: Session, photo_id: int, mask: np.ndarray, source: str) ->
     session.flush()  # the id names the file
     revision.file_name = f"{photo.id}/{revision.id}.png"
     write_with_row(session, mask_path(revision), encode_png(pixels))
-    write_with_row(session, mask_thumbnail_path(revision), encode_png(thumbnail(pixels, THUMBNAIL_SIDE)))
+    write_with_row(session, mask_thumbnail_path(revision), mask_thumbnail_bytes(pixels))
     return revision
 
 
@@ -217,7 +227,7 @@ def add_photo(
     session.add(photo)
     session.flush()
     write_with_row(session, photo_path(photo), stored)
-    write_with_row(session, thumbnail_path(photo), encode_jpeg(thumbnail(decoded.pixels, THUMBNAIL_SIDE), 85))
+    write_with_row(session, thumbnail_path(photo), photo_thumbnail_bytes(decoded.pixels))
     if mask is not None:
         save_mask(session, photo.id, mask, mask_source)
     return photo
