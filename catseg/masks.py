@@ -64,24 +64,50 @@ def polygons_to_mask(polygons: list[np.ndarray], width: int, height: int) -> np.
     return mask
 
 
-def mask_to_polygons(mask: np.ndarray, min_area: float = 4.0) -> list[np.ndarray]:
-    """Outer contours of a mask as normalised (N, 2) polygons; holes are not kept.
+def _contour_points(contour: np.ndarray) -> np.ndarray:
+    """A contour's pixel centres as (N, 2) floats; single pixels and thin lines get their corners."""
+    points = contour.reshape(-1, 2).astype(np.float64)
+    if len(points) < 3:
+        x, y, w, h = cv2.boundingRect(contour)
+        points = np.array([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]], dtype=np.float64)
+    return points
 
-    YOLO segmentation labels have no holes, so a ring-shaped mask loses its hole
-    on export; every other shape comes back within a pixel along its edge.
+
+def _with_hole(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """One polygon that walks `outer`, steps into `hole`, round it and back (a keyhole).
+
+    Filled as one polygon, the hole's loop stays empty: YOLO polygons can carry holes this way.
+    """
+    distances = ((outer[:, None, :] - hole[None, :, :]) ** 2).sum(axis=2)
+    outer_index, hole_index = np.unravel_index(np.argmin(distances), distances.shape)
+    return np.concatenate([outer[: outer_index + 1], hole[hole_index:], hole[: hole_index + 1], outer[outer_index:]])
+
+
+def mask_to_polygons(mask: np.ndarray, min_area: float = 4.0) -> list[np.ndarray]:
+    """A mask's shapes as normalised (N, 2) polygons, one per connected part, holes included.
+
+    Each hole is joined to the outline around it by a zero-width cut, so filling the polygon
+    (``polygons_to_mask``) leaves the hole empty; shapes come back within a pixel along
+    their edges.
     """
     binary = (np.asarray(mask) > 0).astype(np.uint8)
     height, width = binary.shape
-    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if hierarchy is None:
+        return []
+    links = hierarchy[0]  # per contour: next, previous, first child, parent
     polygons = []
-    for contour in contours:
+    for index, contour in enumerate(contours):
+        if links[index][3] >= 0:
+            continue  # a hole: joined to the outline around it below
         if cv2.contourArea(contour) < min_area and len(contour) < 3:
             continue
-        points = contour.reshape(-1, 2).astype(np.float64)
-        if len(points) < 3:
-            # Single pixels and one-pixel lines: use the pixel's corners.
-            x, y, w, h = cv2.boundingRect(contour)
-            points = np.array([[x, y], [x + w - 1, y], [x + w - 1, y + h - 1], [x, y + h - 1]], dtype=np.float64)
+        points = _contour_points(contour)
+        child = links[index][2]
+        while child >= 0:
+            if len(contours[child]) >= 3:
+                points = _with_hole(points, _contour_points(contours[child]))
+            child = links[child][0]
         # Pixel centres back to normalised edge coordinates (inverse of polygons_to_mask).
         polygons.append(np.clip((points + 0.5) / [width, height], 0.0, 1.0))
     return polygons

@@ -343,6 +343,20 @@ def test_polygon_round_trip_of_odd_shapes():
     assert iou(polygons_to_mask(polygons, 131, 77), mask) > 0.97
 
 
+def test_polygons_keep_holes_so_a_yolo_export_of_a_ring_comes_back_a_ring():
+    import cv2
+
+    mask = np.zeros((90, 120), dtype=np.uint8)
+    cv2.circle(mask, (60, 45), 40, 255, -1)
+    cv2.circle(mask, (60, 45), 15, 0, -1)  # the hole
+    cv2.circle(mask, (30, 30), 5, 0, -1)  # a second one
+    polygons = mask_to_polygons(mask)
+    assert len(polygons) == 1  # one part: the holes are joined to its outline
+    back = polygons_to_mask(polygons, 120, 90)
+    assert back[45, 60] == 0 and back[30, 30] == 0  # still holes
+    assert iou(back, mask) > 0.99
+
+
 def test_overlapping_polygons_fill_as_their_union():
     """Two cats whose outlines overlap: the overlap is cat, not a hole (fillPoly's even-odd rule)."""
     first = np.array([[0.1, 0.1], [0.6, 0.1], [0.6, 0.6], [0.1, 0.6]])
