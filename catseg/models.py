@@ -424,10 +424,12 @@ def save_model_version(
     metrics: Mapping[str, Any],
     directory: Path | str,
     test_time_scales: Sequence[float] | None = None,
+    test_time_flip: bool | None = None,
 ) -> Path:
     """Write ``model.keras`` and ``card.json`` into ``directory`` atomically.
 
-    ``test_time_scales``, if given, go into the card for ``catseg.predictor.Predictor``.
+    ``test_time_scales`` and ``test_time_flip``, if given, go into the card for
+    ``catseg.predictor.Predictor``.
 
     Everything is written into a temporary folder beside ``directory``, flushed
     to disk and then renamed, so readers never see a half-written version.
@@ -459,6 +461,8 @@ def save_model_version(
         }
         if test_time_scales:
             card["test_time_scales"] = [float(scale) for scale in test_time_scales]
+        if test_time_flip is not None:
+            card["test_time_flip"] = bool(test_time_flip)
         card_path = temporary / CARD_FILENAME
         with open(card_path, "w", encoding="utf-8") as card_file:
             json.dump(card, card_file, indent=2, allow_nan=False)

@@ -265,21 +265,19 @@ def execute_run(run_id: int, announce=None) -> dict:
         best = result.best_metrics
         version = None
         if best:
-            # Keep the starting model's test-time scales at the same size: they were picked for this
-            # network on its own hold-out, within the 1 s budget for a 12-megapixel splash (the
-            # starter's: 256+192+320 px, 0.79 s). For the 192-px stage-7 starter fine-tuned on the
-            # seed-cats split they scored within 0.004 of the default three sizes
-            # (bench/finetune_starter.py --also-scales 1,1.25,1.5).
+            # Keep the starting model's test-time views at the same size: they were picked for this
+            # network within the time and memory budget of a 12-megapixel splash.
             initial_card = read_card(initial) if initial is not None else {}
             same_size = initial_card.get("model_config", {}).get("image_size") == model_config.image_size
             test_time_scales = initial_card.get("test_time_scales") if same_size else None
+            test_time_flip = initial_card.get("test_time_flip") if same_size else None
             directory = runs.models_folder() / f"run-{run_id}"
             save_model_version(
                 result.model, result.model_config, train_config,
                 {**{k: float(v) for k, v in best.items()}, "run_id": run_id,
                  "train_photos": len(train_pairs), "validation_photos": len(validation_pairs),
                  **({"starting_val_iou": starting_val_iou} if starting_val_iou is not None else {})},
-                directory, test_time_scales,
+                directory, test_time_scales, test_time_flip,
             )
             with storage.begin() as session:
                 version = runs.add_model_version(

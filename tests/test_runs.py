@@ -109,7 +109,8 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     card_path = first_directory / "card.json"
     card = json.loads(card_path.read_text())
     assert "test_time_scales" not in card
-    card["test_time_scales"] = [1.0, 1.5]  # as the starter's card names its own
+    card["test_time_scales"] = [1.0, 1.5]  # as the starter's card names its own views
+    card["test_time_flip"] = False
     card_path.write_text(json.dumps(card))
     second = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--no-augment",
                      "--epochs", "1", "--json")
@@ -130,6 +131,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     with storage.begin() as session:
         fine_tuned_directory = runs.model_version_for_run(session, fine_tuned["run_id"]).directory
     assert read_card(fine_tuned_directory)["test_time_scales"] == [1.0, 1.5]  # inherited at the same size
+    assert read_card(fine_tuned_directory)["test_time_flip"] is False
     assert read_card(fine_tuned_directory)["metrics"]["starting_val_iou"] == pytest.approx(fine_tuned["starting_val_iou"])
     # --size with --from-model: the same weights fine-tuned on larger photos
     larger = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--size", "64",
