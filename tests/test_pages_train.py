@@ -28,7 +28,7 @@ def test_start_watch_stop(catseg_home):
     # A fine-tune shows the starting model's own network and size, read-only, not the scratch defaults.
     inherited_size = app.select_slider(key="train_image_size_of_starter")
     assert inherited_size.value == model_summary(starter_model_directory()).image_size and inherited_size.disabled
-    assert app.selectbox(key="train_architecture_of_starter").value == "unet"
+    assert app.selectbox(key="train_architecture_of_starter").value == "u2netp"
     assert app.select_slider(key="train_learning_rate_fine_tune").value == 3e-5  # gentle steps from a model
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
     assert app.toggle(key="train_freeze_batch_norm").disabled  # nothing to keep from random weights
