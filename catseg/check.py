@@ -56,15 +56,13 @@ def _remove(path: Path) -> None:
 
 
 def _rebuild_thumbnail(kind: str, source: Path, path: Path) -> None:
-    from catseg.images import read_photo_file
-    from storage import dataset
-    from storage.files import atomic_write
+    from catseg.intake import mask_thumbnail, photo_thumbnail
+    from storage.files import atomic_write, read_image
 
-    pixels = read_photo_file(source)
     if kind == "mask":
-        atomic_write(path, dataset.mask_thumbnail_bytes(pixels[..., 0]))
+        atomic_write(path, mask_thumbnail(read_image(source, "L")))
     else:
-        atomic_write(path, dataset.photo_thumbnail_bytes(pixels))
+        atomic_write(path, photo_thumbnail(read_image(source)))
 
 
 def check_data(repair: bool = False, grace_seconds: float = 60.0) -> CheckReport:

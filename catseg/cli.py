@@ -1,139 +1,35 @@
-"""The command line: the app's jobs in batch. Every failure is one line on stderr and a non-zero exit."""
+"""The command line: the app's jobs in batch. Every failure is one line on stderr and a non-zero exit.
+
+Each cli_* module adds its own sub-commands with `add_commands`; COMMAND_MODULES below is the
+one list of them. The modules import the heavy parts (TensorFlow) only inside a command,
+so `--help` and the dataset commands start fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-EXIT_FAILURE = 1
+from catseg import cli_check, cli_dataset, cli_inference, cli_training
+from catseg.cli_terminal import EXIT_FAILURE
 
-
-class Progress:
-    """A one-line progress bar on stderr (quiet when stderr is not a terminal)."""
-
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.enabled = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int, name: str = "") -> None:
-        if not self.enabled or total == 0:
-            return
-        width = 30
-        filled = int(width * done / total)
-        print(f"\r{self.title} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
-        if done == total:
-            print(file=sys.stderr)
-
-
-# Past this many, duplicates are counted rather than listed (a re-import lists every photo).
-LISTED_DUPLICATES = 20
-
-
-def command_import(arguments: argparse.Namespace) -> int:
-    from catseg.dataset_io import import_path
-
-    report = import_path(Path(arguments.path), arguments.format, Progress("Importing"))
-    if arguments.json:
-        print(json.dumps(report.to_dict()))
-        return 0
-    annotations = f" (annotations: {', '.join(report.annotation_files)})" if report.annotation_files else ""
-    print(
-        f"{report.detected_format} layout{annotations}: {report.files_seen} files: "
-        f"added {report.added} photos ({report.added_labelled} with masks), {len(report.duplicates)} duplicates, "
-        f"{len(report.rejected)} rejected, {len(report.skipped)} skipped."
-    )
-    # Plain additions are in the count; every other file gets its own line.
-    for name, note in report.added_files:
-        if note:
-            print(f"  added: {name} ({note})")
-    for name in report.duplicates[:LISTED_DUPLICATES]:
-        print(f"  duplicate: {name}")
-    if len(report.duplicates) > LISTED_DUPLICATES:
-        print(f"  ... and {len(report.duplicates) - LISTED_DUPLICATES} more duplicates (--json lists them all).")
-    for _, reason in report.rejected:
-        print(f"  rejected: {reason}")
-    for name, why in report.skipped:
-        print(f"  skipped: {name} ({why})")
-    return 0
-
-
-def command_export(arguments: argparse.Namespace) -> int:
-    from catseg.dataset_io import export_dataset
-
-    result = export_dataset(Path(arguments.directory), arguments.format, Progress("Exporting"))
-    if arguments.json:
-        print(json.dumps(result))
-    else:
-        print(
-            f"Exported {result['exported']} labelled photos to {result['directory']} ({result['format']} layout); "
-            f"{result['skipped_unlabelled']} unlabelled photos left out."
-        )
-    return 0
-
-
-def command_stats(arguments: argparse.Namespace) -> int:
-    import storage
-    from storage.dataset import counts
-
-    with storage.begin() as session:
-        numbers = counts(session)
-    result = {"images": numbers.images, "labelled": numbers.labelled, "unlabelled": numbers.unlabelled,
-              "data_home": str(storage.data_home())}
-    if arguments.json:
-        print(json.dumps(result))
-    else:
-        print(f"{numbers.images} photos, {numbers.labelled} labelled, {numbers.unlabelled} unlabelled "
-              f"(data in {result['data_home']})")
-    return 0
+# Every sub-command, in the order `--help` lists them.
+COMMAND_MODULES = (cli_dataset, cli_training, cli_inference, cli_check)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from catseg.dataset_io import EXPORT_FORMATS, FORMATS
-
     parser = argparse.ArgumentParser(prog="python -m catseg", description="Cat segmentation and colour splash.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    importing = commands.add_parser("import", help="add photos (and masks) from a folder or a .zip")
-    importing.add_argument("path", help="a folder or .zip: tutorial layout, YOLOv8-seg, COCO JSON, or plain photos")
-    importing.add_argument("--format", choices=FORMATS, default="auto")
-    importing.add_argument("--json", action="store_true", help="print the report as JSON")
-    importing.set_defaults(handler=command_import)
-
-    exporting = commands.add_parser("export", help="write labelled photos and masks to a folder")
-    exporting.add_argument("directory", help="a new or empty folder")
-    exporting.add_argument(
-        "--format", choices=EXPORT_FORMATS, default="tutorial",
-        help="tutorial: input/ + mask/; yolo: images/ + labels/; coco: images/ + annotations.json",
-    )
-    exporting.add_argument("--json", action="store_true")
-    exporting.set_defaults(handler=command_export)
-
-    stats = commands.add_parser("stats", help="count photos and masks")
-    stats.add_argument("--json", action="store_true")
-    stats.set_defaults(handler=command_stats)
-
-    for register in EXTRA_COMMANDS:
-        register(commands)
+    for module in COMMAND_MODULES:
+        module.add_commands(commands)
     return parser
-
-
-# Later modules (training, inference) add their sub-commands here.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's start-up chatter (CUDA probes on a CPU machine) is noise to a CLI user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import catseg.cli_training  # noqa: F401  (registers train)
-    import catseg.cli_inference  # noqa: F401  (registers predict, splash, evaluate)
-    import catseg.cli_check  # noqa: F401  (registers check)
-
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
+    arguments = build_parser().parse_args(argv)
     try:
         return arguments.handler(arguments)
     except KeyboardInterrupt:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from catseg.cli import EXTRA_COMMANDS
-
 SHOWN = 20  # lines of each kind in the text report; --json has them all
 
 
@@ -43,7 +41,8 @@ def command_check(arguments: argparse.Namespace) -> int:
     return 0 if report.problems_left == 0 else 1
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add `check` to the CLI's sub-commands."""
     checking = commands.add_parser(
         "check", help="find rows without files, files without rows, leftovers of killed writes; --repair cleans up",
         description="Exit status 0 when everything is (or was repaired) in step, 1 when problems are left.")
@@ -54,5 +53,3 @@ def register(commands: argparse._SubParsersAction) -> None:
     checking.add_argument("--json", action="store_true", help="print the report as JSON")
     checking.set_defaults(handler=command_check)
 
-
-EXTRA_COMMANDS.append(register)

@@ -1,7 +1,4 @@
-"""CLI sub-commands that apply a model: `predict` (masks), `splash` (pictures), `evaluate` (scores).
-
-Registered into `catseg.cli.EXTRA_COMMANDS` on import.
-"""
+"""`python -m catseg predict` (masks), `splash` (pictures) and `evaluate` (scores): applying a model."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from catseg.cli import EXIT_FAILURE, EXTRA_COMMANDS, Progress
+from catseg.cli_terminal import EXIT_FAILURE, Progress
 
 MODEL_HELP = ("model version id, 'best' (best trained), 'starter' (shipped with catseg), 'pretrained' (U^2-Net-p "
               "before any cat training), or a model folder "
@@ -37,7 +34,8 @@ def _photo_files(inputs: list[str]) -> list[Path]:
 
 
 def command_predict(arguments: argparse.Namespace) -> int:
-    from catseg.predictor import Predictor, resolve_model, write_mask
+    from catseg.prediction import Predictor, write_mask
+    from catseg.registry import resolve_model
 
     files = _photo_files(arguments.inputs)
     output_folder = Path(arguments.out)
@@ -65,7 +63,8 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
 def command_splash(arguments: argparse.Namespace) -> int:
     from catseg.compositing import SplashSettings
-    from catseg.predictor import Predictor, read_photo, resolve_model, splash_file
+    from catseg.prediction import Predictor, read_photo, splash_file
+    from catseg.registry import resolve_model
 
     settings = SplashSettings(
         effect=arguments.effect, threshold=arguments.threshold, feather_px=arguments.feather,
@@ -84,7 +83,9 @@ def command_splash(arguments: argparse.Namespace) -> int:
 
 
 def command_evaluate(arguments: argparse.Namespace) -> int:
-    from catseg.predictor import Predictor, evaluate_folder, resolve_model
+    from catseg.evaluation import evaluate_folder
+    from catseg.prediction import Predictor
+    from catseg.registry import resolve_model
 
     folder = Path(arguments.data)
     if not folder.is_dir():
@@ -121,7 +122,8 @@ def _pixels(text: str) -> int:
     return value
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add `predict`, `splash` and `evaluate` to the CLI's sub-commands."""
     predict = commands.add_parser("predict", help="write a full-resolution mask PNG (0/255) per photo")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="photos, or folders of photos")
     predict.add_argument("--model", default=None, help=MODEL_HELP)
@@ -147,5 +149,3 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(handler=command_evaluate)
 
-
-EXTRA_COMMANDS.append(register)

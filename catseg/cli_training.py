@@ -7,8 +7,6 @@ import json
 import signal
 import sys
 
-from catseg.cli import EXTRA_COMMANDS
-
 
 def command_train(arguments: argparse.Namespace) -> int:
     import dataclasses
@@ -89,13 +87,14 @@ def _repeat_rule(text: str) -> tuple[str, int]:
     return pattern, int(times)
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add `train` and the hidden `train-worker` to the CLI's sub-commands."""
     from catseg.config import ARCHITECTURES, FINE_TUNE_LEARNING_RATE, PRECISIONS, TrainConfig
 
     def plain(rate: float) -> str:
-        return f"{rate:f}".rstrip("0")  # 0.00003, as the README and the Train page write it
+        return f"{rate:f}".rstrip("0")  # plain decimals, as the README and the Train page write rates
 
-    training = commands.add_parser("train", help="train a U-Net on the labelled photos (in the foreground)")
+    training = commands.add_parser("train", help="train a model on the labelled photos (in the foreground)")
     training.add_argument("--arch", choices=ARCHITECTURES, help="network (default: unet)")
     training.add_argument("--size", type=int, help="model input size in pixels, a multiple of 32 (with --from-model: fine-tune at this size)")
     training.add_argument("--epochs", type=int)
@@ -127,9 +126,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--json", action="store_true", help="last line: JSON summary")
     training.set_defaults(handler=command_train)
 
-    worker = commands.add_parser("train-worker", help=argparse.SUPPRESS)
+    # argparse cannot hide a sub-command (help=SUPPRESS prints "==SUPPRESS=="), so it says what it is for.
+    worker = commands.add_parser("train-worker", help="used by the Train page: runs a planned run RUN_ID")
     worker.add_argument("run_id", type=int)
     worker.set_defaults(handler=command_train_worker)
 
-
-EXTRA_COMMANDS.append(register)

@@ -15,11 +15,9 @@ ARCHITECTURES = ("tutorial", "unet", "mobilenet_unet", "u2netp")
 LEARNING_RATE_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # Peak learning rate when starting from a trained model (the Train page's and the CLI's default
-# there), a thirtieth of TrainConfig's from-scratch rate. Fine-tuning the starter for 5 minutes on
-# 60 feral-cats photos it never saw, scored on 135 others (bench/finetune_unseen.py): the stage-6
-# starter (0.751 untouched) went to 0.678 at 1e-3, 0.718 at 3e-4, 0.738 at 1e-4; the stage-7
-# starter (0.750) to 0.723 at 1e-4 and 0.749 at 3e-5, while on the seed-cats split
-# (bench/finetune_starter.py) 1e-4 and 3e-5 both gave 0.736. Higher rates undo what it knows.
+# there), far below TrainConfig's from-scratch rate: a short fine-tune on a few dozen new photos
+# at a higher rate undoes what the model already knows faster than it learns the new photos
+# (the measurements are in docs/benchmarks.md).
 FINE_TUNE_LEARNING_RATE = 3e-5
 
 _Config = TypeVar("_Config", "ModelConfig", "TrainConfig")
@@ -113,10 +111,9 @@ class TrainConfig:
     The defaults are the Train page's: fine-tuning the starter model (the page's
     default start) for a 5-minute budget, U-Net 128 px / 16 filters when training
     from random weights, batch 4, Adam 1e-3 with a time-aware cosine decay,
-    augmentation on. Adam 1e-3 rather than 3e-3: without augmentation, 150 s on
-    the seed training split reached training IoU 0.76 at 1e-3 against 0.63 at
-    3e-3 (``bench/recipe_probe.py``). From random weights this recipe falls short
-    of the 0.80 goal on a 2-core CPU (``bench/train_quality.py``).
+    augmentation on. Adam 1e-3 rather than a faster rate, which learnt less in the
+    same short budget. From random weights this recipe falls short of the quality
+    goal on a small CPU (docs/benchmarks.md has the measurements).
 
     epochs: upper bound on passes over the training photos.
     batch_size: photos per optimiser step.
@@ -138,15 +135,13 @@ class TrainConfig:
         stops before an epoch that would overrun it.
     freeze_batch_norm: when fine-tuning a saved model, keep its batch-norm
         layers as they are (inference mode, statistics and scales fixed). With
-        a few dozen photos in batches of 4 the batch statistics are noisy: the
-        starter fine-tuned on the 45 seed-cats training photos for 5 minutes
-        (at 1e-3) scored 0.706-0.732 frozen (six runs, mean 0.723) against 0.698-0.718
-        updating (five, mean 0.709) (``bench/finetune_starter.py``). No effect
-        from random weights.
+        a few dozen photos in small batches the batch statistics are noisy, and
+        fine-tunes that kept them fixed scored higher than those that updated
+        them. No effect from random weights.
     precision: "float32", "mixed_bfloat16" (Keras mixed precision: bfloat16 arithmetic,
         float32 weights) or "auto": mixed_bfloat16 on a processor with native bfloat16
-        instructions (where it is about twice as fast), float32 elsewhere (where bfloat16
-        is emulated and slow). Saved models are always float32.
+        instructions (where it is faster), float32 elsewhere (where bfloat16 is emulated
+        and slow). Saved models are always float32.
     """
 
     epochs: int = 200

@@ -1,16 +1,15 @@
-"""Import and export of annotated folders: tutorial layout, YOLOv8-seg, COCO, plain photos, zips.
+"""Import of annotated folders: tutorial layout, YOLOv8-seg, COCO, plain photos, zips.
 
-Import walks a source (a folder, a zip file, or zip bytes from an upload), detects its
-layout, and adds each photo through the one intake path in its own transaction, so one
-bad file is reported and skipped without touching anything else. Every file the import
-sees ends in exactly one line of its report (see ImportReport).
+Import walks a source (a folder, a zip file, or zip bytes from an upload; see
+``catseg.import_sources``), detects its layout, and adds each photo through the one intake
+path (``catseg.intake``) in its own transaction, so one bad file is reported and skipped
+without touching anything else. Every file the import sees ends in exactly one line of its
+report (see ImportReport). Export, the way back, is ``catseg.dataset_export``.
 """
 
 from __future__ import annotations
 
 import io
-import re
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,21 +18,17 @@ import numpy as np
 from PIL import Image
 
 from catseg import coco
-from catseg.images import MAX_FILE_BYTES, MAX_PIXELS, PhotoRejected, decode_photo, is_image_name
-from catseg.masks import binarise, mask_to_polygons, polygons_to_mask
+from catseg.images import MAX_PIXELS, decode_photo, is_image_name
+from catseg.import_sources import FolderSource, MemorySource, ZipSource, open_source
+from catseg.masks import mask_for_photo, polygons_to_mask
 
 FORMATS = ("auto", "tutorial", "yolo", "coco", "images")
-EXPORT_FORMATS = ("tutorial", "yolo", "coco")
 # Notes on photos added without a mask in a layout that has masks.
 NO_MASK_NOTES = {
     "tutorial": "no mask file: added without a mask",
     "yolo": "no label file: added without a mask",
     "coco": "not in the COCO annotations: added without a mask",
 }
-# Zip limits: a real photo compresses at most ~3:1; anything beyond these is a bomb or an error.
-MAX_ZIP_MEMBERS = 20_000
-MAX_ZIP_TOTAL_BYTES = 8 * 1024**3
-MAX_COMPRESSION_RATIO = 100
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -87,132 +82,9 @@ class ImportReport:
         }
 
 
-# --- sources: a folder or a zip, seen as relative POSIX names ---------------------------
-
-class FolderSource:
-    """A folder on disk."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.label = root.name
-
-    def names(self) -> list[str]:
-        """Every file below the folder, hidden ones included (the report names them as skipped)."""
-        return sorted(path.relative_to(self.root).as_posix() for path in self.root.rglob("*") if path.is_file())
-
-    def where(self, name: str) -> str:
-        """How the report names a file of this source."""
-        return name
-
-    def read(self, name: str) -> bytes:
-        path = self.root / name
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise PhotoRejected(f"{name}: the file is {size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
-        return path.read_bytes()
-
-
-class UnsafeZip(ValueError):
-    """A zip that cannot be opened safely (not a zip, or a bomb)."""
-
-
-def _is_safe_member_name(name: str) -> bool:
-    path = PurePosixPath(name.replace("\\", "/"))
-    return not (path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", name))
-
-
-class ZipSource:
-    """A zip archive, read member by member with size caps (never extracted to disk)."""
-
-    def __init__(self, data: bytes, label: str) -> None:
-        self.label = label
-        try:
-            self.archive = zipfile.ZipFile(io.BytesIO(data))
-            members = [info for info in self.archive.infolist() if not info.is_dir()]
-        except (zipfile.BadZipFile, OSError, ValueError) as error:
-            raise UnsafeZip(f"{label}: not a readable zip file ({error}).") from None
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise UnsafeZip(f"{label}: {len(members)} files in one zip; the limit is {MAX_ZIP_MEMBERS}.")
-        declared = sum(info.file_size for info in members)
-        if declared > MAX_ZIP_TOTAL_BYTES:
-            raise UnsafeZip(
-                f"{label}: the zip would expand to {declared / 1e9:.1f} GB "
-                f"(limit {MAX_ZIP_TOTAL_BYTES / 1e9:.0f} GB); it looks like a zip bomb."
-            )
-        self.unsafe = [info.filename for info in members if not _is_safe_member_name(info.filename)]
-        self.members = {
-            info.filename.replace("\\", "/"): info for info in members if _is_safe_member_name(info.filename)
-        }
-
-    def names(self) -> list[str]:
-        """Every safe member, hidden ones included (the report names them as skipped)."""
-        return sorted(self.members)
-
-    def where(self, name: str) -> str:
-        """Members are named after their zip, so a member of a zip in a folder is findable."""
-        return f"{self.label}/{name}"
-
-    def read(self, name: str) -> bytes:
-        info = self.members[name]
-        where = f"{self.label}/{name}"
-        if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO and info.file_size > 1e6:
-            raise PhotoRejected(
-                f"{where}: compressed {info.file_size / info.compress_size:.0f}:1, "
-                "far beyond any photo; it looks like a zip bomb."
-            )
-        if info.file_size > MAX_FILE_BYTES:
-            raise PhotoRejected(
-                f"{where}: would expand to {info.file_size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB."
-            )
-        # Headers can lie: never read more than the limit whatever they declare.
-        with self.archive.open(info) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            raise PhotoRejected(f"{where}: expands beyond {MAX_FILE_BYTES / 1e6:.0f} MB; it looks like a zip bomb.")
-        return data
-
-
-class MemorySource:
-    """Files uploaded in the browser: names and bytes already in memory."""
-
-    def __init__(self, files: list[tuple[str, bytes]], label: str = "upload") -> None:
-        self.label = label
-        self.files: dict[str, bytes] = {}
-        for name, data in files:
-            # Two uploads may share a name (from different folders); keep both.
-            unique, number = name, 1
-            while unique in self.files:
-                number += 1
-                unique = f"{name} ({number})"
-            self.files[unique] = data
-
-    def names(self) -> list[str]:
-        return list(self.files)
-
-    def where(self, name: str) -> str:
-        return name
-
-    def read(self, name: str) -> bytes:
-        return self.files[name]
-
-
 def import_uploads(files: list[tuple[str, bytes]], on_progress: ProgressCallback | None = None) -> ImportReport:
     """Import photos and zips uploaded in the page; each zip's layout is detected on its own."""
     return import_source(MemorySource(files), "images", on_progress)
-
-
-def open_source(path_or_bytes: Path | bytes, label: str | None = None) -> FolderSource | ZipSource:
-    """A source for a folder, a .zip file on disk, or zip bytes (an upload)."""
-    if isinstance(path_or_bytes, bytes):
-        return ZipSource(path_or_bytes, label or "upload.zip")
-    path = Path(path_or_bytes)
-    if path.is_dir():
-        return FolderSource(path)
-    if path.is_file() and path.suffix.lower() == ".zip":
-        return ZipSource(path.read_bytes(), label or path.name)
-    if not path.exists():
-        raise ValueError(f"{path}: no such folder or zip file.")
-    raise ValueError(f"{path}: expected a folder or a .zip file.")
 
 
 # --- layouts ---------------------------------------------------------------------------
@@ -430,14 +302,7 @@ def _read_mask(source, item: ImportItem, width: int, height: int) -> np.ndarray 
         except UnicodeDecodeError:
             raise ValueError(f"{item.mask_name}: not a text label file.") from None
         return polygons_to_mask(parse_yolo_label(text, item.mask_name), width, height)
-    decoded = decode_photo(data, item.mask_name)
-    mask = binarise(decoded.pixels)
-    if mask.shape != (height, width):
-        raise ValueError(
-            f"{item.mask_name}: the mask is {mask.shape[1]}x{mask.shape[0]} "
-            f"but its photo is {width}x{height}."
-        )
-    return mask
+    return mask_for_photo(decode_photo(data, item.mask_name).pixels, width, height, item.mask_name)
 
 
 def _naming(where: str, message: str) -> str:
@@ -456,7 +321,8 @@ def import_source(
     ValueError for an unknown layout or a bad COCO annotation file: then nothing is added.
     """
     import storage
-    from storage.dataset import DuplicatePhoto, add_photo
+    from catseg.intake import add_photo
+    from storage.dataset import DuplicatePhoto
 
     if layout not in FORMATS:
         raise ValueError(f"Unknown format {layout!r}; expected one of {', '.join(FORMATS)}.")
@@ -515,61 +381,6 @@ def import_path(path_or_bytes: Path | bytes, layout: str = "auto", on_progress: 
     ValueError if it cannot be opened at all, or its COCO annotations are bad (nothing is added).
     """
     return import_source(open_source(path_or_bytes, label), layout, on_progress)
-
-
-# --- export ----------------------------------------------------------------------------
-
-def _export_name(photo_id: int, original_name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePosixPath(original_name).stem)[:60] or "photo"
-    return f"{photo_id:06d}_{stem}"
-
-
-def export_dataset(directory: Path, layout: str = "tutorial", on_progress: ProgressCallback | None = None) -> dict:
-    """Write every labelled photo and its mask to `directory`; returns counts.
-
-    COCO writes images/ and annotations.json: one compressed-RLE annotation per photo,
-    category "cat" (id 1), so every mask loads back exactly.
-    """
-    import storage
-    from catseg.images import encode_png, read_photo_file
-    from storage.dataset import counts, get_photo, labelled_pairs
-    from storage.files import atomic_write
-
-    if layout not in EXPORT_FORMATS:
-        raise ValueError(f"Unknown export format {layout!r}; expected one of {', '.join(EXPORT_FORMATS)}.")
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise ValueError(f"{directory}: the folder is not empty; export into a new or empty folder.")
-    with storage.begin() as session:
-        pairs = labelled_pairs(session)
-        names = {photo_id: get_photo(session, photo_id).original_name for photo_id, _, _ in pairs}
-        unlabelled = counts(session).unlabelled
-    coco_images, coco_annotations = [], []
-    for done, (photo_id, photo_file, mask_file) in enumerate(pairs, start=1):
-        name = _export_name(photo_id, names[photo_id])
-        mask = read_photo_file(mask_file)[..., 0]
-        if layout == "tutorial":
-            atomic_write(directory / "input" / f"{name}{photo_file.suffix}", photo_file.read_bytes())
-            atomic_write(directory / "mask" / f"mask_{name}.png", encode_png(mask))
-        elif layout == "coco":
-            atomic_write(directory / coco.EXPORT_IMAGES / f"{name}{photo_file.suffix}", photo_file.read_bytes())
-            image, annotation = coco.export_entries(photo_id, f"{name}{photo_file.suffix}", mask)
-            coco_images.append(image)
-            coco_annotations.append(annotation)
-        else:
-            atomic_write(directory / "images" / f"{name}{photo_file.suffix}", photo_file.read_bytes())
-            lines = [
-                "0 " + " ".join(f"{value:.6f}" for value in polygon.reshape(-1))
-                for polygon in mask_to_polygons(mask)
-            ]
-            atomic_write(directory / "labels" / f"{name}.txt", ("\n".join(lines) + "\n" if lines else "").encode())
-        if on_progress:
-            on_progress(done, len(pairs), name)
-    if layout == "yolo":
-        atomic_write(directory / "data.yaml", b"train: images\nval: images\nnc: 1\nnames: ['cat']\n")
-    if layout == "coco":
-        atomic_write(directory / coco.EXPORT_FILE, coco.export_document(coco_images, coco_annotations))
-    return {"format": layout, "exported": len(pairs), "skipped_unlabelled": unlabelled, "directory": str(directory)}
 
 
 def iter_folder_pairs(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:

@@ -1,18 +1,23 @@
-"""The one intake path for photos: decode, orient, normalise, and reject bad files clearly.
+"""The one photo decoder: decode, orient, normalise, and reject bad files clearly.
 
-Every photo that enters the dataset (upload, folder import, zip import) and every photo
-that the Try page or the CLI receives goes through :func:`decode_photo`, so they all
-agree on orientation (EXIF applied) and colour (8-bit RGB).
+Every photo that enters the dataset (upload, folder import, zip import; see
+``catseg.intake``), every photo that the Try page or the CLI receives and every file
+training reads goes through :func:`decode_photo`, so they all agree on orientation (EXIF
+applied) and colour (8-bit RGB).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+ORIENTATION_TAG = 0x0112  # EXIF "Orientation": 1 means upright as stored
 
 # Pillow's own bomb check only warns below 2x its limit; we check the header ourselves
 # so the message can name the file and the numbers.
@@ -95,8 +100,13 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_photo(data: bytes, name: str = "photo") -> DecodedPhoto:
-    """Decode bytes into an upright 8-bit RGB photo, or raise PhotoRejected naming `name`."""
+def decode_photo(data: bytes, name: str = "photo", draft_size: int | None = None) -> DecodedPhoto:
+    """Decode bytes into an upright 8-bit RGB photo, or raise PhotoRejected naming `name`.
+
+    draft_size: when the pixels are shrunk to this many a side anyway (training), a JPEG
+    is decoded at the smallest of 1/2 .. 1/8 scale that still covers it: much faster for
+    large phone photos.
+    """
     if len(data) == 0:
         raise PhotoRejected(f"{name}: the file is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
@@ -119,6 +129,8 @@ def decode_photo(data: bytes, name: str = "photo") -> DecodedPhoto:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if draft_size and image.format == "JPEG":
+                image.draft("RGB", (draft_size, draft_size))
             image.load()
             upright = ImageOps.exif_transpose(image)
     except OSError as error:
@@ -128,7 +140,10 @@ def decode_photo(data: bytes, name: str = "photo") -> DecodedPhoto:
         raise PhotoRejected(f"{name}: the file could not be decoded ({error}).") from None
     check_dimensions(name, *upright.size)
     rgb = _to_rgb8(upright)
-    was_converted = upright is not image or image.mode != "RGB"
+    # Asked of the EXIF tag, not of exif_transpose's result: Pillow returns a copy even when
+    # nothing turned, which would store every JPEG re-encoded instead of as it came.
+    turned = image.getexif().get(ORIENTATION_TAG, 1) not in (None, 1)
+    was_converted = turned or image.mode != "RGB"
     return DecodedPhoto(
         pixels=np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)),
         source_format=str(image.format),
@@ -150,10 +165,13 @@ def encode_jpeg(pixels: np.ndarray, quality: int = 92) -> bytes:
     return buffer.getvalue()
 
 
-def read_photo_file(path) -> np.ndarray:
-    """Read a stored (already normalised) photo file as RGB uint8."""
-    with Image.open(path) as image:
-        return np.asarray(_to_rgb8(image), dtype=np.uint8)
+def read_photo(path: str | os.PathLike[str], draft_size: int | None = None) -> np.ndarray:
+    """The upright RGB pixels of a photo file (``decode_photo``); PhotoRejected naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PhotoRejected(f"{path}: file not found.") from None
+    return decode_photo(data, str(path), draft_size).pixels
 
 
 def thumbnail(pixels: np.ndarray, max_side: int) -> np.ndarray:

@@ -7,8 +7,8 @@ compare the two). The predicted probability is then cropped and resized back
 to the photo's full resolution.
 
 TensorFlow is never imported here: the Keras model object is passed in.
-Training should prepare its inputs with the same `prepare_input` (same fit and
-padding) so the model sees at inference what it saw in training.
+Training letterboxes its photos and masks with the same ``letterbox``, so the
+model sees at inference what it saw in training.
 """
 
 from __future__ import annotations
@@ -78,30 +78,40 @@ def letterbox_geometry(photo_shape: Sequence[int], size: int, fit: str = "letter
     return Letterbox(size, photo_height, photo_width, resized_height, resized_width, top, left, fit)
 
 
-def prepare_input(
-    photo: np.ndarray, size: int, fit: str = "letterbox", padding: str = "reflect"
-) -> tuple[np.ndarray, Letterbox]:
-    """Return (batch float32 (1, size, size, 3) in [0, 1], geometry) for one RGB uint8 photo.
+def letterbox(image: np.ndarray, size: int, fit: str = "letterbox", padding: str = "reflect") -> np.ndarray:
+    """An (H, W) or (H, W, C) image brought to size x size as the model sees it, in training and here.
 
-    padding="reflect" mirrors the photo into the padding (no hard border the
-    model never saw in training); "constant" pads with black.
+    The long side is scaled to size and the photo centred (``letterbox_geometry``);
+    padding="reflect" mirrors the photo into the padding (BORDER_REFLECT_101: no hard
+    border the model never saw), "constant" pads with black.
     """
-    _check_photo(photo)
+    return _place(image, letterbox_geometry(np.shape(image), size, fit), padding)
+
+
+def _place(image: np.ndarray, geometry: Letterbox, padding: str) -> np.ndarray:
     if padding not in PADDINGS:
         raise ValueError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
-    geometry = letterbox_geometry(photo.shape, size, fit)
     shrinking = geometry.resized_height < geometry.photo_height or geometry.resized_width < geometry.photo_width
     # INTER_AREA averages when shrinking (no aliasing); INTER_LINEAR is the right choice to enlarge.
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     resized = cv2.resize(
-        np.ascontiguousarray(photo), (geometry.resized_width, geometry.resized_height), interpolation=interpolation
+        np.ascontiguousarray(image), (geometry.resized_width, geometry.resized_height), interpolation=interpolation
     )
     bottom = geometry.size - geometry.resized_height - geometry.top
     right = geometry.size - geometry.resized_width - geometry.left
     if bottom or right or geometry.top or geometry.left:
         border = cv2.BORDER_REFLECT_101 if padding == "reflect" else cv2.BORDER_CONSTANT
         resized = cv2.copyMakeBorder(resized, geometry.top, bottom, geometry.left, right, border, value=(0, 0, 0))
-    batch = resized.astype(np.float32)[None] * np.float32(1.0 / 255.0)
+    return resized
+
+
+def prepare_input(
+    photo: np.ndarray, size: int, fit: str = "letterbox", padding: str = "reflect"
+) -> tuple[np.ndarray, Letterbox]:
+    """Return (batch float32 (1, size, size, 3) in [0, 1], geometry) for one RGB uint8 photo (see ``letterbox``)."""
+    _check_photo(photo)
+    geometry = letterbox_geometry(photo.shape, size, fit)
+    batch = _place(photo, geometry, padding).astype(np.float32)[None] * np.float32(1.0 / 255.0)
     return batch, geometry
 
 

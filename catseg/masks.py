@@ -1,20 +1,49 @@
-"""Mask maths: binarising, overlap scores, and polygons to and from masks."""
+"""Mask maths: which pixels are cat, overlap scores, and polygons to and from masks."""
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
 
-# The tutorial's JPEG masks have grey values along the edges: 128 splits them evenly.
-JPEG_MASK_THRESHOLD = 128
 
+def cat_pixels(mask: np.ndarray, full_scale: float | None = None) -> np.ndarray:
+    """Which pixels of a mask are cat, as a bool (H, W) array: the one rule for every mask in catseg.
 
-def binarise(mask: np.ndarray, threshold: int = JPEG_MASK_THRESHOLD) -> np.ndarray:
-    """A (H, W) uint8 0/255 mask from a grey or colour mask image."""
+    A pixel is cat when its value is at least half of the mask's full scale. Full scale is
+    255 for an 8-bit mask (any value above 1) and 1 for bool masks, 0/1 masks and
+    probabilities, so a 0/1 mask is never read as empty; pass `full_scale` when the caller
+    knows it (a shrunken 0/255 mask of a tiny cat may hold nothing above 1). Cutting in the
+    middle splits the grey edge pixels of JPEG masks evenly: 128..255 of an 8-bit mask is
+    cat, 0..127 is background. A colour mask is read by its brightest channel, so a white
+    or coloured cat on black works.
+    """
     mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = mask[..., :3].max(axis=2) if mask.shape[2] >= 3 else mask[..., 0]
-    return np.where(mask >= threshold, 255, 0).astype(np.uint8)
+    if mask.dtype == bool:
+        return mask
+    if full_scale is None:
+        full_scale = 255 if mask.max(initial=0) > 1 else 1
+    half = full_scale / 2
+    # Whole numbers compare with a whole number, so an 8-bit mask is never copied to floats.
+    return mask >= (math.ceil(half) if np.issubdtype(mask.dtype, np.integer) else half)
+
+
+def binarise(mask: np.ndarray) -> np.ndarray:
+    """A (H, W) uint8 0/255 mask from any mask, by the rule of `cat_pixels`."""
+    return np.where(cat_pixels(mask), 255, 0).astype(np.uint8)
+
+
+def mask_for_photo(mask: np.ndarray, width: int, height: int, name: str = "mask") -> np.ndarray:
+    """`binarise(mask)` for a photo of width x height; ValueError naming `name` when the sizes differ."""
+    mask = np.asarray(mask)
+    if mask.shape[:2] != (height, width):
+        raise ValueError(
+            f"{name}: the mask is {mask.shape[1]}x{mask.shape[0]} but the photo is {width}x{height}."
+        )
+    return binarise(mask)
 
 
 def iou(predicted: np.ndarray, truth: np.ndarray) -> float:

@@ -1,8 +1,9 @@
 """Network builders, compilation and versioned save/load.
 
 Every model takes float32 RGB photos scaled to [0, 1], shape
-(batch, image_size, image_size, 3), letterboxed as in ``catseg.pipeline``,
+(batch, image_size, image_size, 3), letterboxed as in ``catseg.inference.letterbox``,
 and returns per-pixel cat probabilities of shape (batch, image_size, image_size, 1).
+U^2-Net-p is built in ``catseg.u2netp``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -47,7 +44,8 @@ def _keras() -> Any:
     return keras
 
 
-def _check_image_size(image_size: int, multiple: int) -> None:
+def check_image_size(image_size: int, multiple: int) -> None:
+    """ValueError unless image_size is a whole multiple of `multiple` (the network halves it that often)."""
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < multiple:
         raise ValueError(f"image_size must be a whole number >= {multiple}, got {image_size!r}.")
     if image_size % multiple:
@@ -60,7 +58,7 @@ def build_tutorial_unet(image_size: int = 256) -> Any:
     Two 3x3 ReLU convolutions per level, max pooling down, 2x2 stride-2
     transposed convolutions up, sigmoid output. Kept as the comparison baseline.
     """
-    _check_image_size(image_size, 16)
+    check_image_size(image_size, 16)
     keras = _keras()
     layers = keras.layers
 
@@ -112,7 +110,7 @@ def build_unet(
     """
     if not 1 <= depth <= 6:
         raise ValueError(f"depth must be between 1 and 6, got {depth}.")
-    _check_image_size(image_size, 2**depth)
+    check_image_size(image_size, 2**depth)
     if not 4 <= base_filters <= 256:
         raise ValueError(f"base_filters must be between 4 and 256, got {base_filters}.")
     if not 0.0 <= dropout < 1.0:
@@ -163,7 +161,7 @@ def build_mobilenet_unet(image_size: int = 160, weights: str | None = "imagenet"
     1/4, 1/8 and 1/16 of the input size. Raises ``PretrainedWeightsUnavailable``
     if ``weights="imagenet"`` cannot be downloaded or found in the Keras cache.
     """
-    _check_image_size(image_size, 32)
+    check_image_size(image_size, 32)
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}.")
     keras = _keras()
@@ -213,132 +211,6 @@ def _mobilenet_cache_size(image_size: int) -> int:
     return image_size if image_size in published else 224
 
 
-# ImageNet statistics that U^2-Net was trained with; the model applies them itself so every
-# catseg network takes the same [0, 1] RGB input.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _u2net_conv(x: Any, filters: int, dilation: int, name: str) -> Any:
-    """U^2-Net's REBNCONV with batch norm folded into the bias: 3x3 convolution then ReLU."""
-    layers = _keras().layers
-    x = layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation, name=f"{name}_conv")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
-
-
-def _u2net_pool(x: Any, name: str) -> Any:
-    # "same" pads at the end like PyTorch's ceil_mode=True, so odd sizes keep their last row.
-    return _keras().layers.MaxPooling2D(2, strides=2, padding="same", name=name)(x)
-
-
-def _u2net_up(x: Any, factor: int, name: str) -> Any:
-    # Half-pixel bilinear resizing, which is what PyTorch's align_corners=False computes.
-    return _keras().layers.UpSampling2D(factor, interpolation="bilinear", name=name)(x)
-
-
-def _residual_u_block(x: Any, height: int, middle: int, out: int, name: str) -> Any:
-    """RSU-L: a small U-Net of ``height`` levels inside one block, added to its input convolution."""
-    layers = _keras().layers
-    block_input = _u2net_conv(x, out, 1, f"{name}_in")
-    encoder = [_u2net_conv(block_input, middle, 1, f"{name}_e1")]
-    for level in range(2, height):
-        pooled = _u2net_pool(encoder[-1], f"{name}_pool{level - 1}")
-        encoder.append(_u2net_conv(pooled, middle, 1, f"{name}_e{level}"))
-    # The deepest level widens its view by dilation instead of pooling once more.
-    x = _u2net_conv(encoder[-1], middle, 2, f"{name}_e{height}")
-    for level in range(height - 1, 0, -1):
-        x = layers.Concatenate(name=f"{name}_cat{level}")([x, encoder[level - 1]])
-        x = _u2net_conv(x, out if level == 1 else middle, 1, f"{name}_d{level}")
-        if level > 1:
-            x = _u2net_up(x, 2, f"{name}_up{level - 1}")
-    return layers.Add(name=f"{name}_add")([x, block_input])
-
-
-def _residual_u_block_dilated(x: Any, middle: int, out: int, name: str) -> Any:
-    """RSU-4F: RSU-4 with dilations 1, 2, 4, 8 instead of pooling, for the coarsest levels."""
-    layers = _keras().layers
-    block_input = _u2net_conv(x, out, 1, f"{name}_in")
-    encoder = [_u2net_conv(block_input, middle, 1, f"{name}_e1")]
-    for level, dilation in ((2, 2), (3, 4)):
-        encoder.append(_u2net_conv(encoder[-1], middle, dilation, f"{name}_e{level}"))
-    x = _u2net_conv(encoder[-1], middle, 8, f"{name}_e4")
-    for level, dilation in ((3, 4), (2, 2), (1, 1)):
-        x = layers.Concatenate(name=f"{name}_cat{level}")([x, encoder[level - 1]])
-        x = _u2net_conv(x, out if level == 1 else middle, dilation, f"{name}_d{level}")
-    return layers.Add(name=f"{name}_add")([x, block_input])
-
-
-def build_u2netp(image_size: int = 320) -> Any:
-    """U^2-Net-p (Qin et al. 2020, "U^2-Net: Going Deeper with Nested U-Structure").
-
-    Six stages of residual U-blocks (RSU-7, 6, 5, 4, 4F, 4F), a mirrored decoder, a
-    side output per decoder stage and a 1x1 convolution fusing them. Layers are created
-    in the order of the reference PyTorch forward pass, which is the order of the
-    convolutions in its ONNX export (``scripts/import_u2netp.py`` relies on it).
-    The model's output is the fused map; ``with_side_outputs`` gives all seven for
-    training with deep supervision.
-    """
-    _check_image_size(image_size, 32)
-    keras = _keras()
-    layers = keras.layers
-    middle, width = 16, 64
-
-    inputs = keras.Input((image_size, image_size, 3), name="photo")
-    x = layers.Normalization(
-        mean=list(_IMAGENET_MEAN), variance=[std**2 for std in _IMAGENET_STD], name="imagenet_normalise"
-    )(inputs)
-    encoder = []
-    for stage, height in enumerate((7, 6, 5, 4), start=1):
-        x = _residual_u_block(x, height, middle, width, f"stage{stage}")
-        encoder.append(x)
-        x = _u2net_pool(x, f"pool{stage}{stage + 1}")
-    x = _residual_u_block_dilated(x, middle, width, "stage5")
-    encoder.append(x)
-    x = _u2net_pool(x, "pool56")
-    x = _residual_u_block_dilated(x, middle, width, "stage6")
-
-    decoder = [x]
-    x = _u2net_up(x, 2, "stage6_up")
-    x = _residual_u_block_dilated(layers.Concatenate(name="stage5d_cat")([x, encoder[4]]), middle, width, "stage5d")
-    decoder.append(x)
-    for stage, height in ((4, 4), (3, 5), (2, 6), (1, 7)):
-        x = _u2net_up(x, 2, f"stage{stage + 1}d_up")
-        x = layers.Concatenate(name=f"stage{stage}d_cat")([x, encoder[stage - 1]])
-        x = _residual_u_block(x, height, middle, width, f"stage{stage}d")
-        decoder.append(x)
-
-    # decoder holds stage 6, 5d, 4d, 3d, 2d, 1d; side output k reads the stage at 1/2**(k-1).
-    sides = []
-    for side in range(1, 7):
-        logits = layers.Conv2D(1, 3, padding="same", name=f"side{side}")(decoder[6 - side])
-        if side > 1:
-            logits = _u2net_up(logits, 2 ** (side - 1), f"side{side}_up")
-        sides.append(logits)
-    fused = layers.Conv2D(1, 1, name="fuse")(layers.Concatenate(name="sides")(sides))
-    # A float32 map keeps the loss stable under mixed precision.
-    outputs = layers.Activation("sigmoid", dtype="float32", name="cat_probability")(fused)
-    return keras.Model(inputs, outputs, name="u2netp")
-
-
-def with_side_outputs(model: Any) -> Any:
-    """For deep supervision: the same network (shared weights) returning (batch, H, W, 7),
-    the fused map in channel 0 and the six side outputs after it.
-
-    Networks without side outputs come back unchanged.
-    """
-    keras = _keras()
-    layers = keras.layers
-    try:
-        side_logits = [model.get_layer("side1").output] + [
-            model.get_layer(f"side{side}_up").output for side in range(2, 7)
-        ]
-    except ValueError:
-        return model
-    maps = [layers.Activation("sigmoid", dtype="float32")(logits) for logits in side_logits]
-    all_maps = layers.Concatenate(dtype="float32")([model.outputs[0], *maps])
-    return keras.Model(model.input, all_maps, name=f"{model.name}_with_side_outputs")
-
-
 def build_model(config: ModelConfig) -> Any:
     """Build the (uncompiled) network described by ``config``."""
     if not isinstance(config, ModelConfig):
@@ -350,6 +222,8 @@ def build_model(config: ModelConfig) -> Any:
     if config.architecture == "mobilenet_unet":
         return build_mobilenet_unet(config.image_size, "imagenet" if config.pretrained else None)
     if config.architecture == "u2netp":
+        from catseg.u2netp import build_u2netp
+
         return build_u2netp(config.image_size)
     raise ValueError(f"Unknown architecture {config.architecture!r}.")  # guarded by ModelConfig
 
@@ -361,7 +235,7 @@ def at_input_size(model: Any, image_size: int) -> Any:
     its input size (the MobileNetV2 encoder keeps the size it was built with).
     """
     keras = _keras()
-    _check_image_size(image_size, 32)
+    check_image_size(image_size, 32)
     try:
         # clone_function returning the layer itself shares every weight: no copy, no memory.
         return keras.models.clone_model(
@@ -403,20 +277,6 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _fsync_path(path: Path) -> None:
-    # Directories need O_RDONLY; fsync on a directory is unsupported on Windows.
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 def save_model_version(
     model: Any,
     model_config: ModelConfig,
@@ -429,52 +289,35 @@ def save_model_version(
     """Write ``model.keras`` and ``card.json`` into ``directory`` atomically.
 
     ``test_time_scales`` and ``test_time_flip``, if given, go into the card for
-    ``catseg.predictor.Predictor``.
+    ``catseg.prediction.Predictor``.
 
-    Everything is written into a temporary folder beside ``directory``, flushed
-    to disk and then renamed, so readers never see a half-written version.
-    Raises FileExistsError if ``directory`` already exists.
+    The folder appears whole or not at all (``storage.files.atomic_folder``), so readers
+    never see a half-written version. Raises FileExistsError if ``directory`` already exists.
     """
+    from storage.files import atomic_folder, atomic_write
+
     directory = Path(directory)
-    if directory.exists():
-        raise FileExistsError(f"Model version folder {directory} already exists; pick a new name.")
     if not isinstance(model_config, ModelConfig) or not isinstance(train_config, TrainConfig):
         raise ValueError("save_model_version needs a ModelConfig and a TrainConfig.")
     keras = _keras()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(
-        tempfile.mkdtemp(prefix=f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}-", dir=directory.parent)
-    )
-    try:
-        model_path = temporary / MODEL_FILENAME
-        model.save(model_path)
-        card = {
-            "format": CARD_FORMAT,
-            "format_version": CARD_FORMAT_VERSION,
-            "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "catseg_version": __version__,
-            "keras_version": keras.__version__,
-            "input": "float32 RGB in [0, 1], letterboxed to image_size (BORDER_REFLECT_101)",
-            "model_config": model_config.to_dict(),
-            "train_config": train_config.to_dict(),
-            "metrics": _json_safe(dict(metrics)),
-        }
-        if test_time_scales:
-            card["test_time_scales"] = [float(scale) for scale in test_time_scales]
-        if test_time_flip is not None:
-            card["test_time_flip"] = bool(test_time_flip)
-        card_path = temporary / CARD_FILENAME
-        with open(card_path, "w", encoding="utf-8") as card_file:
-            json.dump(card, card_file, indent=2, allow_nan=False)
-            card_file.flush()
-            os.fsync(card_file.fileno())
-        _fsync_path(model_path)
-        _fsync_path(temporary)
-        os.rename(temporary, directory)  # atomic on one filesystem; fails if directory appeared
-        _fsync_path(directory.parent)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+    card = {
+        "format": CARD_FORMAT,
+        "format_version": CARD_FORMAT_VERSION,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "catseg_version": __version__,
+        "keras_version": keras.__version__,
+        "input": "float32 RGB in [0, 1], letterboxed to image_size (BORDER_REFLECT_101)",
+        "model_config": model_config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "metrics": _json_safe(dict(metrics)),
+    }
+    if test_time_scales:
+        card["test_time_scales"] = [float(scale) for scale in test_time_scales]
+    if test_time_flip is not None:
+        card["test_time_flip"] = bool(test_time_flip)
+    with atomic_folder(directory) as temporary:
+        model.save(temporary / MODEL_FILENAME)
+        atomic_write(temporary / CARD_FILENAME, json.dumps(card, indent=2, allow_nan=False).encode("utf-8"))
     return directory
 
 

@@ -1,26 +1,28 @@
 """Decode photos and masks once, then feed them to Keras through tf.data.
 
-Geometry matches inference: the long side is resized to ``image_size`` and the
-short side is padded symmetrically with BORDER_REFLECT_101 (``letterbox``).
-Masks are thresholded at 128 (white = cat) and stored as 0/1 uint8.
+Geometry matches inference: photos and masks go through ``catseg.inference.letterbox``
+(long side resized to ``image_size``, short side reflect-padded). Masks follow the one
+mask rule (``catseg.masks.cat_pixels``) and are kept as 0/1 uint8.
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+
+from catseg.images import read_photo
+from catseg.inference import letterbox
+from catseg.masks import binarise, cat_pixels
 
 PathLike = str | os.PathLike[str]
 
-MASK_THRESHOLD = 128
-
 # Augmentation strengths. Kept moderate: the masks are hand-drawn outlines,
-# and strong warps of 61 photos mostly teach the network about reflections.
+# and strong warps of a few dozen photos mostly teach the network about reflections.
 _MAX_ROTATION_DEGREES = 15.0
 _ZOOM_RANGE = (0.8, 1.25)  # > 1 zooms in (crop), < 1 zooms out (reflected border)
 _MAX_SHIFT_FRACTION = 0.1
@@ -35,53 +37,9 @@ _MAX_CLOSE_UP_ZOOM = 3.0
 _CLOSE_UP_JITTER = 0.15  # of the cat's box size, so the cat is not always dead centre
 
 
-def letterbox(image: np.ndarray, size: int, interpolation: int | None = None) -> np.ndarray:
-    """Resize so the long side is ``size`` and reflect-pad the short side to a square.
-
-    ``image`` is (H, W) or (H, W, C). Padding is split evenly (the extra pixel
-    goes to the bottom/right) with BORDER_REFLECT_101, as the inference module does.
-    INTER_AREA is used when shrinking and INTER_LINEAR when enlarging unless
-    ``interpolation`` is given.
-    """
-    height, width = image.shape[:2]
-    if height < 1 or width < 1:
-        raise ValueError("Cannot letterbox an empty image.")
-    scale = size / max(height, width)
-    new_width = max(1, round(width * scale))
-    new_height = max(1, round(height * scale))
-    if interpolation is None:
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    if (new_width, new_height) != (width, height):
-        image = cv2.resize(image, (new_width, new_height), interpolation=interpolation)
-    top = (size - new_height) // 2
-    left = (size - new_width) // 2
-    bottom = size - new_height - top
-    right = size - new_width - left
-    if top or bottom or left or right:
-        # REFLECT_101 needs at least 2 pixels to mirror; a 1-pixel strip is replicated.
-        border = cv2.BORDER_REFLECT_101 if min(new_height, new_width) > 1 else cv2.BORDER_REPLICATE
-        image = cv2.copyMakeBorder(image, top, bottom, left, right, border)
-    return image
-
-
-def _open_upright(path: PathLike, mode: str, size: int) -> np.ndarray:
-    try:
-        with Image.open(path) as opened:
-            # JPEG draft decoding shrinks by 1/2..1/8 during decode: much faster
-            # for large phone photos, and we downsize anyway.
-            if opened.format == "JPEG":
-                opened.draft(mode, (size, size))
-            upright = ImageOps.exif_transpose(opened)
-            return np.asarray(upright.convert(mode))
-    except FileNotFoundError:
-        raise ValueError(f"File not found: {path}") from None
-    except (OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"Cannot read {path} as an image ({error}); use a JPEG or PNG file.") from error
-
-
 def _load_pair(photo_path: PathLike, mask_path: PathLike, size: int) -> tuple[np.ndarray, np.ndarray]:
-    photo = _open_upright(photo_path, "RGB", size)
-    mask = _open_upright(mask_path, "L", size)
+    photo = read_photo(photo_path, size)
+    mask = binarise(read_photo(mask_path, size))
     # Compare aspect ratios, not sizes: draft decoding may shrink each by a different factor.
     photo_ratio = photo.shape[1] / photo.shape[0]
     mask_ratio = mask.shape[1] / mask.shape[0]
@@ -90,9 +48,9 @@ def _load_pair(photo_path: PathLike, mask_path: PathLike, size: int) -> tuple[np
             f"Mask {mask_path} ({mask.shape[1]}x{mask.shape[0]}) does not have the shape of "
             f"photo {photo_path} ({photo.shape[1]}x{photo.shape[0]}); redraw the mask on this photo."
         )
-    photo = letterbox(photo, size)
-    mask = letterbox(mask, size, cv2.INTER_AREA if max(mask.shape) > size else cv2.INTER_LINEAR)
-    return photo, (mask >= MASK_THRESHOLD).astype(np.uint8)[..., None]
+    # Shrinking averages the 0/255 mask: a pixel is cat where at least half of what it covers is.
+    mask = cat_pixels(letterbox(mask, size), full_scale=255)
+    return letterbox(photo, size), mask.astype(np.uint8)[..., None]
 
 
 def load_examples(
@@ -302,6 +260,20 @@ def _checked_arrays(images: np.ndarray, masks: np.ndarray, batch_size: int) -> t
     return images, masks
 
 
+BATCH_KINDS = ("auto", "tf.data", "pydataset")
+
+
+@dataclass(frozen=True)
+class _Batching:
+    """How make_dataset turns examples into batches."""
+
+    batch_size: int
+    training: bool
+    augment: bool  # only ever True with training
+    seed: int
+    close_up_probability: float
+
+
 def make_dataset(
     images: np.ndarray,
     masks: np.ndarray,
@@ -310,23 +282,34 @@ def make_dataset(
     augment: bool = True,
     seed: int = 42,
     close_up_probability: float = 0.0,
+    kind: str = "auto",
+    workers: int | None = None,
 ) -> Any:
     """Batches of (float32 photos in [0, 1], float32 0/1 masks) for ``model.fit``.
-
-    A ``tf.data.Dataset`` on the TensorFlow backend, else ``make_batches``' PyDataset.
 
     training=True shuffles every epoch (and augments if ``augment``);
     training=False keeps the order and never augments. Each pass draws new
     random transforms, but the sequence is fixed by ``seed``.
     close_up_probability: share of augmented examples zoomed onto the cat (``augment_arrays``).
+    kind: "tf.data" (a ``tf.data.Dataset``), "pydataset" (a ``keras.utils.PyDataset``, for
+        any Keras backend; ``workers`` threads) or "auto": tf.data on the TensorFlow
+        backend, else the PyDataset. Both give the same kind of batches.
     """
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        # JAX and PyTorch installs (a GPU machine, say) often have no TensorFlow for tf.data.
-        return make_batches(images, masks, batch_size, training, augment, seed,
-                            close_up_probability=close_up_probability)
+    if kind not in BATCH_KINDS:
+        raise ValueError(f"Unknown kind {kind!r}; choose one of {', '.join(BATCH_KINDS)}.")
     images, masks = _checked_arrays(images, masks, batch_size)
+    if kind == "auto":
+        # JAX and PyTorch installs (a GPU machine, say) often have no TensorFlow for tf.data.
+        kind = "tf.data" if keras.backend.backend() == "tensorflow" else "pydataset"
+    batching = _Batching(batch_size, training, training and augment, seed, close_up_probability)
+    if kind == "pydataset":
+        return _example_batches(images, masks, batching, workers)
+    return _tf_dataset(images, masks, batching)
+
+
+def _tf_dataset(images: np.ndarray, masks: np.ndarray, batching: _Batching) -> Any:
     tf = _tf()
 
     def to_float(image: Any, mask: Any) -> tuple[Any, Any]:
@@ -334,7 +317,7 @@ def make_dataset(
 
     # Indices flow through tf.data and each example is read from the numpy arrays on demand:
     # from_tensor_slices would copy every photo into a TensorFlow constant and the shuffle
-    # buffer would hold another copy (~0.5 GB more at 1,000 photos of 256 px).
+    # buffer would hold another copy, which matters once a dataset has many photos.
     image_shape, mask_shape = images.shape[1:], masks.shape[1:]
 
     def fetch(index: Any) -> tuple[Any, Any]:
@@ -346,38 +329,29 @@ def make_dataset(
         return image, mask
 
     dataset = tf.data.Dataset.range(len(images))
-    if training:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if batching.training:
+        dataset = dataset.shuffle(len(images), seed=batching.seed, reshuffle_each_iteration=True)
     dataset = dataset.map(fetch, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment:
+    if batching.augment:
         # A seed pair per example, redrawn every epoch but reproducible from `seed`.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        seeds = tf.data.Dataset.random(seed=batching.seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda example, example_seed: augment_example(*example, example_seed, close_up_probability),
+            lambda example, example_seed: augment_example(*example, example_seed, batching.close_up_probability),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batching.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def make_batches(
-    images: np.ndarray,
-    masks: np.ndarray,
-    batch_size: int,
-    training: bool,
-    augment: bool = True,
-    seed: int = 42,
-    workers: int | None = None,
-    close_up_probability: float = 0.0,
-) -> Any:
-    """The same batches as ``make_dataset`` as a ``keras.utils.PyDataset``, for any Keras backend.
+def _example_batches(images: np.ndarray, masks: np.ndarray, batching: _Batching, workers: int | None) -> Any:
+    """The batches as a ``keras.utils.PyDataset``.
 
     Every example's random numbers come from (seed, epoch, position in the epoch), so a
     run is reproducible however the worker threads interleave.
     """
     import keras
 
-    images, masks = _checked_arrays(images, masks, batch_size)
+    batch_size, seed = batching.batch_size, batching.seed
 
     class ExampleBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -386,7 +360,7 @@ def make_batches(
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
-            if not training:
+            if not batching.training:
                 return np.arange(len(images))
             return np.random.default_rng([seed, self.epoch]).permutation(len(images))
 
@@ -397,12 +371,12 @@ def make_batches(
             chosen = self.order[index * batch_size:(index + 1) * batch_size]
             photos = images[chosen].astype(np.float32) / 255.0
             cat_masks = (masks[chosen] > 0).astype(np.float32)
-            if training and augment:
+            if batching.augment:
                 for offset in range(len(chosen)):
                     position = index * batch_size + offset
                     draws = np.random.default_rng([seed, self.epoch, position]).random(AUGMENT_DRAWS)
                     photos[offset], cat_masks[offset] = augment_arrays(
-                        photos[offset], cat_masks[offset], draws, close_up_probability)
+                        photos[offset], cat_masks[offset], draws, batching.close_up_probability)
             return photos, cat_masks
 
         def on_epoch_end(self) -> None:

@@ -96,7 +96,7 @@ def plan_run(
     """
     from catseg.models import read_card
     from catseg.pipeline import split_indices
-    from catseg.predictor import PRETRAINED_DIRECTORY, resolve_model, starter_model_directory
+    from catseg.registry import PRETRAINED_DIRECTORY, resolve_model, starter_model_directory
 
     if initial_model is not None:
         directory = resolve_model(initial_model)  # ValueError with a clear message if it is gone
@@ -252,7 +252,7 @@ def execute_run(run_id: int, announce=None) -> dict:
             runs.mark_running(session, run_id, os.getpid(), batches_per_epoch)
         initial = None
         if initial_spec is not None:
-            from catseg.predictor import resolve_model
+            from catseg.registry import resolve_model
 
             initial = resolve_model(initial_spec)
         reporter = _Reporter(run_id, announce)
@@ -266,7 +266,7 @@ def execute_run(run_id: int, announce=None) -> dict:
         version = None
         if best:
             # Keep the starting model's test-time views at the same size: they were picked for this
-            # network within the time and memory budget of a 12-megapixel splash.
+            # network within the time and memory budget of splashing a full-size phone photo.
             initial_card = read_card(initial) if initial is not None else {}
             same_size = initial_card.get("model_config", {}).get("image_size") == model_config.image_size
             test_time_scales = initial_card.get("test_time_scales") if same_size else None
@@ -322,11 +322,32 @@ def run_minutes(run: runs.RunView) -> float:
     return _seconds_since_start(run) / 60 if run.is_active else 0.0
 
 
-def describe_progress(run: runs.RunView, epoch_rows: list[dict]) -> tuple[float, str]:
-    """(fraction done, "epoch 3 of 40 · batch 5 of 8 · about 4 min left") for a progress bar."""
+@dataclasses.dataclass(frozen=True)
+class RunProgress:
+    """How far a run has come, for a progress bar.
+
+    fraction: 0 to 1, by epochs or by the time budget, whichever is further along.
+    loading: True until the first batch (photos loading, model being built); the other
+        counts are then 0.
+    epoch: the epoch under way, from 1, at most `epochs`.
+    seconds_left: an estimate once a little of the run is done, else None.
+    """
+
+    fraction: float
+    loading: bool
+    epoch: int
+    epochs: int
+    batch: int
+    batches_per_epoch: int
+    seconds_left: float | None
+
+
+def run_progress(run: runs.RunView, epoch_rows: list[dict]) -> RunProgress:
+    """Where an active run stands: epoch, batch, share done and time left (epoch_rows: runs.epoch_rows)."""
     train = TrainConfig.from_dict(run.train_config)
     if run.batches_per_epoch == 0:
-        return 0.0, "Loading photos and building the model…"
+        return RunProgress(fraction=0.0, loading=True, epoch=0, epochs=train.epochs, batch=0, batches_per_epoch=0,
+                           seconds_left=None)
     done_batches = run.epoch * run.batches_per_epoch + run.batch
     fraction_by_epochs = done_batches / (train.epochs * run.batches_per_epoch)
     elapsed = sum(row["seconds"] for row in epoch_rows)
@@ -336,8 +357,9 @@ def describe_progress(run: runs.RunView, epoch_rows: list[dict]) -> tuple[float,
         fraction_by_time = running_for / train.max_seconds
         elapsed = running_for
     fraction = min(1.0, max(fraction_by_epochs, fraction_by_time))
-    text = f"Epoch {min(run.epoch + 1, train.epochs)} of {train.epochs} · batch {run.batch} of {run.batches_per_epoch}"
-    if fraction > 0.02 and elapsed > 0:
-        left = elapsed * (1 - fraction) / fraction
-        text += f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
-    return fraction, text
+    # Too early an estimate swings wildly; wait for a little of the run to be done.
+    seconds_left = elapsed * (1 - fraction) / fraction if fraction > 0.02 and elapsed > 0 else None
+    return RunProgress(
+        fraction=fraction, loading=False, epoch=min(run.epoch + 1, train.epochs), epochs=train.epochs,
+        batch=run.batch, batches_per_epoch=run.batches_per_epoch, seconds_left=seconds_left,
+    )

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -235,45 +237,8 @@ def train(
     """
     import keras
 
-    precision = training_precision(train_config.precision) if isinstance(train_config, TrainConfig) else "float32"
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        result = _train(model_config, train_config, train_pairs, val_pairs, callbacks, on_batch, on_epoch,
-                        should_stop, initial_model_directory, verbose, on_start, precision != "float32")
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    if precision != "float32":
-        result.model = _rebuilt(result.model, result.model_config)
-    return result
-
-
-def _rebuilt(model: Any, model_config: ModelConfig) -> Any:
-    """The same weights in a network built under the current dtype policy."""
-    from catseg.models import build_model
-
-    # pretrained=False: the weights come from `model`, nothing is to be downloaded.
-    twin = build_model(dataclasses.replace(model_config, pretrained=False))
-    twin.set_weights(model.get_weights())
-    return twin
-
-
-def _train(
-    model_config: ModelConfig | None,
-    train_config: TrainConfig,
-    train_pairs: Sequence[tuple[PathLike, PathLike]],
-    val_pairs: Sequence[tuple[PathLike, PathLike]],
-    callbacks: Sequence[Any],
-    on_batch: OnBatch | None,
-    on_epoch: OnEpoch | None,
-    should_stop: ShouldStop | None,
-    initial_model_directory: Path | str | None,
-    verbose: int,
-    on_start: OnStart | None,
-    mixed_precision: bool,
-) -> TrainResult:
-    import keras
-
-    from catseg.models import at_input_size, build_model, compile_model, load_model_version, with_side_outputs
+    from catseg.models import compile_model
+    from catseg.u2netp import with_side_outputs
 
     if not isinstance(train_config, TrainConfig):
         raise ValueError(f"train needs a TrainConfig, got {type(train_config).__name__}.")
@@ -281,68 +246,50 @@ def _train(
     val_pairs = _check_pairs("val_pairs", val_pairs)
 
     started = time.monotonic()
-    keras.utils.set_random_seed(train_config.seed)
-    if initial_model_directory is not None:
-        model, saved_config, _card = load_model_version(initial_model_directory)
-        if model_config is not None and model_config != saved_config:
-            if dataclasses.replace(model_config, image_size=saved_config.image_size) != saved_config:
-                raise ValueError(
-                    f"The model in {initial_model_directory} was built with {saved_config}, not "
-                    f"{model_config}; fine-tuning keeps the saved architecture (only the input size "
-                    "may change), so pass model_config=None or the saved config."
-                )
-            # Same weights on larger (or smaller) photos: a fully convolutional U-Net allows it,
-            # and at_input_size says clearly when a network does not.
-            model = at_input_size(model, model_config.image_size)
-        else:
-            model_config = saved_config
-        if mixed_precision:
-            # A loaded network keeps the float32 policy it was saved with.
-            model = _rebuilt(model, model_config)
-        if train_config.freeze_batch_norm:
-            _freeze_batch_norm(model)
-    else:
-        if not isinstance(model_config, ModelConfig):
-            raise ValueError("train needs a ModelConfig (or an initial_model_directory to fine-tune).")
-        model = build_model(model_config)
-    # U^2-Net-p learns from all seven of its maps (deep supervision) and is kept with its fused
-    # map only; other networks train as they are. Both views share one set of weights.
-    fit_model = with_side_outputs(model)
-    compile_model(fit_model, train_config.learning_rate)
+    precision = training_precision(train_config.precision)
+    with _dtype_policy(precision):
+        keras.utils.set_random_seed(train_config.seed)
+        model, model_config = _starting_model(model_config, initial_model_directory, train_config, precision)
+        # U^2-Net-p learns from all seven of its maps (deep supervision) and is kept with its fused
+        # map only; other networks train as they are. Both views share one set of weights.
+        fit_model = with_side_outputs(model)
+        compile_model(fit_model, train_config.learning_rate)
 
-    size = model_config.image_size
-    train_images, train_masks = load_examples(train_pairs, size)
-    val_images, val_masks = load_examples(val_pairs, size)
-    train_dataset = make_dataset(
-        train_images, train_masks, train_config.batch_size, training=True,
-        augment=train_config.augment, seed=train_config.seed,
-        close_up_probability=train_config.close_up_probability,
-    )
-    val_dataset = make_dataset(val_images, val_masks, train_config.batch_size, training=False)
-    batches_per_epoch = math.ceil(len(train_images) / train_config.batch_size)
+        size = model_config.image_size
+        train_images, train_masks = load_examples(train_pairs, size)
+        val_images, val_masks = load_examples(val_pairs, size)
+        train_dataset = make_dataset(
+            train_images, train_masks, train_config.batch_size, training=True,
+            augment=train_config.augment, seed=train_config.seed,
+            close_up_probability=train_config.close_up_probability,
+        )
+        val_dataset = make_dataset(val_images, val_masks, train_config.batch_size, training=False)
+        batches_per_epoch = math.ceil(len(train_images) / train_config.batch_size)
 
-    starting_metrics: dict[str, float] = {}
-    if initial_model_directory is not None:
-        # Score the starting model on the same photos and metric as every epoch, so a
-        # fine-tune shows whether it beat where it started (a few seconds of inference).
-        scores = fit_model.evaluate(val_dataset, verbose=0, return_dict=True)
-        starting_metrics = {"val_loss": float(scores["loss"]), "val_iou": float(scores["iou"])}
-        if on_start is not None:
-            on_start(starting_metrics)
+        starting_metrics: dict[str, float] = {}
+        if initial_model_directory is not None:
+            # Score the starting model on the same photos and metric as every epoch, so a
+            # fine-tune shows whether it beat where it started (a few seconds of inference).
+            scores = fit_model.evaluate(val_dataset, verbose=0, return_dict=True)
+            starting_metrics = {"val_loss": float(scores["loss"]), "val_iou": float(scores["iou"])}
+            if on_start is not None:
+                on_start(starting_metrics)
 
-    control = _make_control_callback(
-        train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop
-    )
-    fit_model.fit(
-        train_dataset,
-        validation_data=val_dataset,
-        epochs=train_config.epochs,
-        callbacks=[control, *callbacks],
-        shuffle=False,  # the dataset shuffles itself; Keras warns otherwise
-        verbose=verbose,
-    )
-    if control.best_weights is not None:
-        fit_model.set_weights(control.best_weights)
+        control = _make_control_callback(
+            train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop
+        )
+        fit_model.fit(
+            train_dataset,
+            validation_data=val_dataset,
+            epochs=train_config.epochs,
+            callbacks=[control, *callbacks],
+            shuffle=False,  # the dataset shuffles itself; Keras warns otherwise
+            verbose=verbose,
+        )
+        if control.best_weights is not None:
+            fit_model.set_weights(control.best_weights)
+    if precision != "float32":
+        model = _rebuilt(model, model_config)
     return TrainResult(
         model=model,
         model_config=model_config,
@@ -355,3 +302,57 @@ def _train(
         extra={"train_examples": len(train_images), "val_examples": len(val_images)},
         starting_metrics=starting_metrics,
     )
+
+
+@contextmanager
+def _dtype_policy(precision: str) -> Iterator[None]:
+    """Build and train under Keras' `precision` policy, then leave the process at float32 as found."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _starting_model(
+    model_config: ModelConfig | None, initial_model_directory: Path | str | None, train_config: TrainConfig,
+    precision: str,
+) -> tuple[Any, ModelConfig]:
+    """(network, its ModelConfig) to train: a new one, or a saved version to fine-tune."""
+    from catseg.models import at_input_size, build_model, load_model_version
+
+    if initial_model_directory is None:
+        if not isinstance(model_config, ModelConfig):
+            raise ValueError("train needs a ModelConfig (or an initial_model_directory to fine-tune).")
+        return build_model(model_config), model_config
+    model, saved_config, _card = load_model_version(initial_model_directory)
+    if model_config is not None and model_config != saved_config:
+        if dataclasses.replace(model_config, image_size=saved_config.image_size) != saved_config:
+            raise ValueError(
+                f"The model in {initial_model_directory} was built with {saved_config}, not "
+                f"{model_config}; fine-tuning keeps the saved architecture (only the input size "
+                "may change), so pass model_config=None or the saved config."
+            )
+        # Same weights on larger (or smaller) photos: a fully convolutional U-Net allows it,
+        # and at_input_size says clearly when a network does not.
+        model = at_input_size(model, model_config.image_size)
+    else:
+        model_config = saved_config
+    if precision != "float32":
+        # A loaded network keeps the float32 policy it was saved with.
+        model = _rebuilt(model, model_config)
+    if train_config.freeze_batch_norm:
+        _freeze_batch_norm(model)
+    return model, model_config
+
+
+def _rebuilt(model: Any, model_config: ModelConfig) -> Any:
+    """The same weights in a network built under the current dtype policy."""
+    from catseg.models import build_model
+
+    # pretrained=False: the weights come from `model`, nothing is to be downloaded.
+    twin = build_model(dataclasses.replace(model_config, pretrained=False))
+    twin.set_weights(model.get_weights())
+    return twin

@@ -4,8 +4,9 @@ import streamlit as st
 
 import storage
 from catseg.check import check_data, last_check
-from catseg.predictor import starter_model_available
+from catseg.registry import starter_model_available
 from storage import dataset, runs
+from wording import version_label
 
 st.title("🐱 catseg: colour-splash cats")
 st.markdown(
@@ -64,7 +65,7 @@ with train_step.container(border=True):
 with try_step.container(border=True):
     st.subheader("4 · Try")
     if best_model is not None:
-        st.metric("Best model", best_model.label)
+        st.metric("Best model", version_label(best_model))
         st.caption("Colour-splash new photos.")
     elif starter_model_available():
         st.metric("Model", "starter")

@@ -9,10 +9,10 @@ import streamlit as st
 from PIL import Image
 
 import storage
-from catseg import annotation
-from catseg.annotation import CanvasView
+from catseg import canvas_edits, grabcut, intake
+from catseg.canvas import CanvasView
 from catseg.compositing import overlay_mask
-from catseg.predictor import resolve_model, starter_model_directory
+from catseg.registry import resolve_model, starter_model_directory
 from storage import dataset
 
 # The canvas scrolls sideways when it is wider than its column, hiding part of the photo, and
@@ -84,24 +84,20 @@ def drawing_in_state(canvas_key: str):
     return (state.get("drawing") or {}).get("raw")
 
 
-def stored_mask(photo_id: int) -> np.ndarray | None:
-    with storage.begin() as session:
-        return dataset.load_mask(session, photo_id)
-
-
-def stored_revision_id(photo_id: int) -> int | None:
+def saved_mask_and_revision(photo_id: int) -> tuple[np.ndarray | None, int | None]:
+    """The photo's saved mask (None while it has none) and the id of that mask revision."""
     with storage.begin() as session:
         revision = dataset.current_mask_revision(session, photo_id)
-        return revision.id if revision is not None else None
+        return dataset.load_mask(session, photo_id), revision.id if revision is not None else None
 
 
 def working_state(context: dict) -> tuple[np.ndarray, str | None, bool]:
     """(mask with every unsaved edit, its source, whether anything is unsaved) for the shown photo."""
     view: CanvasView = context["view"]
     pending = pending_for(context["photo_id"])
-    base = pending["mask"] if pending else stored_mask(context["photo_id"])
+    base = pending["mask"] if pending else saved_mask_and_revision(context["photo_id"])[0]
     # Boxes are cut out as soon as they are drawn (main script), so only strokes are left here.
-    edit = annotation.edit_from_canvas(drawing_in_state(context["canvas_key"]), view, base)
+    edit = canvas_edits.edit_from_canvas(drawing_in_state(context["canvas_key"]), view, base)
     source = pending["source"] if pending else None
     if edit.painted:
         source = combined_source(source, "painted")
@@ -137,7 +133,7 @@ def guarded(action):
 def fold_canvas(context: dict) -> None:
     """Move the canvas strokes into the pending mask before the canvas is redrawn (zoom, tool...)."""
     view: CanvasView = context["view"]
-    edit = annotation.edit_from_canvas(drawing_in_state(context["canvas_key"]), view, None)
+    edit = canvas_edits.edit_from_canvas(drawing_in_state(context["canvas_key"]), view, None)
     if edit.painted:
         mask, source, _ = working_state(context)
         set_pending(context["photo_id"], mask, source or "painted")
@@ -176,7 +172,7 @@ def save(context: dict, then_next: bool, overwrite: bool = False) -> None:
             saved_at = newest.created_at.strftime("%H:%M") if newest is not None else None
             st.session_state[CONFLICT] = {"photo_id": photo_id, "then_next": then_next, "saved_at": saved_at}
             return
-        dataset.save_mask(session, photo_id, mask, source or "painted")
+        intake.save_mask(session, photo_id, mask, source or "painted")
     st.session_state.pop(PENDING, None)
     st.session_state.pop(CONFLICT, None)
     clear_canvas()
@@ -197,31 +193,24 @@ def save(context: dict, then_next: bool, overwrite: bool = False) -> None:
 @guarded
 def fill_holes(context: dict) -> None:
     mask, source, _ = working_state(context)
-    set_pending(context["photo_id"], annotation.fill_holes(mask), combined_source(source, "painted"))
+    set_pending(context["photo_id"], canvas_edits.fill_holes(mask), combined_source(source, "painted"))
     clear_canvas()
 
 
 @guarded
 def clear_mask(context: dict) -> None:
     view: CanvasView = context["view"]
-    set_pending(context["photo_id"], annotation.clear(view.photo_shape), "painted")
+    set_pending(context["photo_id"], canvas_edits.clear(view.photo_shape), "painted")
     clear_canvas()
 
 
 @guarded
-def discard(context: dict) -> None:
+def drop_unsaved(context: dict, message: str) -> None:
+    """Forget this photo's unsaved edits (and any save waiting for an answer): the saved mask shows."""
     st.session_state.pop(PENDING, None)
     st.session_state.pop(CONFLICT, None)
     clear_canvas()
-    say("info", "Unsaved changes discarded.")
-
-
-@guarded
-def load_theirs(context: dict) -> None:
-    st.session_state.pop(PENDING, None)
-    st.session_state.pop(CONFLICT, None)
-    clear_canvas()
-    say("info", "Loaded the newer saved mask; your unsaved changes were dropped.")
+    say("info", message)
 
 
 @guarded
@@ -246,7 +235,7 @@ def photo_pixels(photo_id: int, added_at: str) -> np.ndarray:
 @st.cache_resource(max_entries=2, show_spinner=False)
 def load_predictor(directory: str):
     # Imported here: loading a model pulls in TensorFlow, which only pre-fill needs.
-    from catseg.predictor import Predictor
+    from catseg.prediction import Predictor
 
     return Predictor(directory)
 
@@ -329,16 +318,15 @@ st.session_state[CONTEXT] = context
 
 try:
     photo = photo_pixels(photo_id, current.created_at.isoformat())
-    saved_revision_id = stored_revision_id(photo_id)
-    saved_mask = stored_mask(photo_id)
+    saved_mask, saved_revision_id = saved_mask_and_revision(photo_id)
 except (ValueError, OSError) as error:
     photo = saved_mask = saved_revision_id = None
     load_error = f"Photo #{photo_id} could not be read ({error}). Delete it on the Photos page or pick another."
 pending = pending_for(photo_id)
-base_mask = pending["mask"] if pending else saved_mask if saved_mask is not None else annotation.clear(view.photo_shape)
+base_mask = pending["mask"] if pending else saved_mask if saved_mask is not None else canvas_edits.clear(view.photo_shape)
 drawing = drawing_in_state(canvas_key)
 try:
-    edit = annotation.edit_from_canvas(drawing, view, base_mask)
+    edit = canvas_edits.edit_from_canvas(drawing, view, base_mask)
 except ValueError as error:
     # A drawing the page cannot read is dropped with a word, not a traceback.
     say("error", f"That drawing could not be used: {error}")
@@ -349,14 +337,14 @@ if edit.boxes and photo is not None:
     # A box is cut out as soon as it is drawn; the answer becomes the pending mask to correct.
     with canvas_column, st.spinner("GrabCut is cutting out the cat…"):
         try:
-            edit = annotation.edit_from_canvas(drawing, view, base_mask, photo)
+            cut_out = grabcut.cut_out_boxes(photo, edit.mask, edit.boxes)
         except ValueError as error:
             say("error", f"GrabCut could not use that box: {error}")
         else:
             previous = pending["source"] if pending else None
             if edit.painted:
                 previous = combined_source(previous, "painted")
-            set_pending(photo_id, edit.mask, combined_source(previous, "grabcut"))
+            set_pending(photo_id, cut_out, combined_source(previous, "grabcut"))
     clear_canvas()
     st.rerun()
 
@@ -398,7 +386,9 @@ with navigation_area:
         overwrite_column, theirs_column = st.columns(2)
         overwrite_column.button("Overwrite with my mask", key="annotate_conflict_overwrite", on_click=save,
                                 args=(conflict["then_next"], True), width="stretch")
-        theirs_column.button("Load their mask", key="annotate_conflict_load", on_click=load_theirs, width="stretch")
+        theirs_column.button("Load their mask", key="annotate_conflict_load", on_click=drop_unsaved,
+                             args=("Loaded the newer saved mask; your unsaved changes were dropped.",),
+                             width="stretch")
     elif dirty:
         st.warning("Unsaved changes on this photo: **Save** them or **Discard changes** before moving on.",
                    icon="✏️")
@@ -420,8 +410,8 @@ with actions_area:
                        disabled=revisions == 0 or dirty,
                        help="Back to the mask saved before the last save." if not dirty
                        else "Save or discard your changes first.")
-    discard_column.button("Discard changes", key="annotate_discard", on_click=discard, width="stretch",
-                          disabled=not dirty)
+    discard_column.button("Discard changes", key="annotate_discard", on_click=drop_unsaved,
+                          args=("Unsaved changes discarded.",), width="stretch", disabled=not dirty)
     save_column.button("Save", type="primary", icon="💾", key="annotate_save", on_click=save, args=(False,),
                        width="stretch", disabled=not dirty)
     save_next_column.button("Save and next", type="primary", key="annotate_save_next", on_click=save,
@@ -452,13 +442,13 @@ with canvas_column:
 
     background = view.render_background(photo)
     if show_mask and np.any(base_mask):
-        background = overlay_mask(background, view.render_mask(base_mask), colour=annotation.ADD_COLOUR,
+        background = overlay_mask(background, view.render_mask(base_mask), colour=canvas_edits.ADD_COLOUR,
                                   opacity=float(opacity))
     erasing = tool in ("eraser", "polygon_remove")
-    stroke_colour = annotation.BOX_COLOUR if tool == "box" else (
-        annotation.ERASE_COLOUR if erasing else annotation.ADD_COLOUR)
-    fill_colour = annotation.BOX_FILL_COLOUR if tool == "box" else (
-        annotation.ERASE_FILL_COLOUR if erasing else annotation.ADD_FILL_COLOUR)
+    stroke_colour = canvas_edits.BOX_COLOUR if tool == "box" else (
+        canvas_edits.ERASE_COLOUR if erasing else canvas_edits.ADD_COLOUR)
+    fill_colour = canvas_edits.BOX_FILL_COLOUR if tool == "box" else (
+        canvas_edits.ERASE_FILL_COLOUR if erasing else canvas_edits.ADD_FILL_COLOUR)
     st.caption(TOOL_HINTS[tool])
     st_canvas(
         fill_color=fill_colour,

@@ -5,11 +5,12 @@ import streamlit as st
 
 import storage
 from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
-from catseg.predictor import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
-                              starter_model_available, starter_model_directory)
-from catseg.runs import (MINIMUM_LABELLED, describe_progress, reap_dead_runs, run_folder, run_minutes, start_run,
-                         stop_run)
+from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
+                             starter_model_available, starter_model_directory)
+from catseg.runs import (MINIMUM_LABELLED, RunProgress, reap_dead_runs, run_folder, run_minutes, run_progress,
+                         start_run, stop_run)
 from storage import dataset, runs
+from wording import version_label
 
 # Networks to train from random weights; U^2-Net-p is fine-tuned from its pretrained weights instead.
 ARCHITECTURE_LABELS = {
@@ -50,6 +51,17 @@ def start_label(initial_model: str | None) -> str:
     if initial_model == "pretrained":
         return "pretrained U^2-Net-p"
     return f"model #{initial_model}" if initial_model.isdigit() else "a model folder"
+
+
+def progress_text(progress: RunProgress) -> str:
+    """"Epoch 3 of 40 · batch 5 of 8 · about 4 min left" under the progress bar."""
+    if progress.loading:
+        return "Loading photos and building the model…"
+    text = f"Epoch {progress.epoch} of {progress.epochs} · batch {progress.batch} of {progress.batches_per_epoch}"
+    left = progress.seconds_left
+    if left is not None:
+        text += f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
+    return text
 
 
 def epoch_charts(run_id: int, starting_val_iou: float | None = None) -> None:
@@ -109,8 +121,8 @@ def live_run() -> None:
             st.rerun(scope="fragment")
         with storage.begin() as session:
             rows = runs.epoch_rows(session, active.id)
-        fraction, text = describe_progress(active, rows)
-        st.progress(fraction, text=text)
+        progress = run_progress(active, rows)
+        st.progress(progress.fraction, text=progress_text(progress))
         best = (f"best validation IoU so far **{active.best_val_iou:.3f}** (epoch {active.best_epoch})"
                 if active.best_val_iou is not None else "")
         if active.starting_val_iou is not None:
@@ -131,72 +143,77 @@ if active_now is None:
                     "Label photos on the Annotate page or import a labelled folder on the Photos page.")
         st.caption(f"{numbers.labelled} labelled photos: {round(numbers.labelled * DEFAULT_TRAINING.validation_fraction)} "
                    "are held out to measure the model; the rest teach it.")
-        model_column, training_column = st.columns(2)
-        with model_column:
-            # Fine-tuning a model that already knows cats beats random weights on a small dataset.
-            # Options are "starter", "pretrained", a version id as text, or "scratch" (random weights).
-            start_options = ((["starter"] if starter_model_available() else [])
-                             + (["pretrained"] if pretrained_model_available() else [])
-                             + [str(v.id) for v in versions] + ["scratch"])
-            version_labels = {str(v.id): v.label for v in versions}
-            start_choice = st.selectbox(
-                "Start from", start_options,
-                format_func=lambda option: START_LABELS.get(option) or f"model {version_labels[option]}",
-                key="train_start_from",
-                help="Fine-tuning a model that already knows cats learns faster than starting from scratch; "
-                     "it keeps that model's network and image size.")
-            start_from = None if start_choice == "scratch" else start_choice
-            if start_from is None:
-                architecture = st.selectbox("Network", list(ARCHITECTURE_LABELS), format_func=ARCHITECTURE_LABELS.get,
-                                            key="train_architecture")
-                pretrained = False
-                if architecture == "mobilenet_unet":
-                    pretrained = st.checkbox(
-                        "Start the encoder from ImageNet weights", value=False, key="train_pretrained",
-                        help="Downloads about 9 MB from the internet once. Without internet the run stops with a clear message.")
-                image_size = st.select_slider("Image size (pixels)", options=IMAGE_SIZES,
-                                              value=DEFAULT_MODEL.image_size, key="train_image_size",
-                                              help="Larger sees finer edges but trains slower.")
-            else:
-                # A fine-tune keeps the starting model's network and size, so show those (read-only),
-                # not the from-scratch defaults. One key per start: the shown value follows the choice.
-                architecture, image_size = starting_network(start_from)
-                pretrained = False
-                st.selectbox("Network", [architecture], format_func=lambda name: NETWORK_LABELS.get(name, name),
-                             key=f"train_architecture_of_{start_from}", disabled=True,
-                             help="Fine-tuning keeps the starting model's network.")
-                st.select_slider("Image size (pixels)", options=sorted({*IMAGE_SIZES, image_size}), value=image_size,
-                                 key=f"train_image_size_of_{start_from}", disabled=True,
-                                 help="Fine-tuning keeps the starting model's image size.")
-        with training_column:
-            minutes = st.slider("Time budget (minutes)", 1, 120, int((DEFAULT_TRAINING.max_seconds or 600) // 60),
-                                key="train_minutes")
-            epochs = st.number_input("Epochs (at most)", 1, 1000, DEFAULT_TRAINING.epochs, key="train_epochs")
-            batch_size = st.select_slider("Batch size", options=[2, 4, 8, 16, 32], value=DEFAULT_TRAINING.batch_size,
-                                          key="train_batch_size")
-            # A model that already knows cats needs gentler steps: its own default, under its own key,
-            # so switching the start switches the suggestion.
-            learning_rate = st.select_slider(
-                "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-                value=DEFAULT_TRAINING.learning_rate if start_from is None else FINE_TUNE_LEARNING_RATE,
-                key="train_learning_rate" if start_from is None else "train_learning_rate_fine_tune",
-                format_func=lambda rate: f"{rate:.5f}".rstrip("0"),
-                help="How big each training step is. Starting from a model, a small rate keeps what it knows; "
-                     "larger rates can leave it worse than where it started.")
-            augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
-                                key="train_augment")
-            close_up = st.slider(
-                "Close-up crops (share of augmented photos)", 0.0, 0.8, DEFAULT_TRAINING.close_up_probability, 0.1,
-                format="%.1f", key="train_close_up", disabled=not augment,
-                help="Zooms in on the cat in this share of the augmented photos, so that the model also learns "
-                     "cats that fill the frame. The starter's last stage used 0.4 (see its model card).")
-            freeze_batch_norm = st.toggle(
-                "Keep the starting model's batch-norm layers fixed", value=DEFAULT_TRAINING.freeze_batch_norm,
-                key="train_freeze_batch_norm", disabled=start_from is None,
-                help="Best with a few dozen photos, whose small batches give noisy statistics; "
-                     "turn it off when you fine-tune on hundreds of photos.")
-            patience = st.number_input("Stop early after this many epochs without improvement (0 = never)",
-                                       0, 1000, DEFAULT_TRAINING.early_stopping_patience, key="train_patience")
+        # The common case on one screen: what to start from and for how long. Everything else keeps
+        # its default under "Advanced settings".
+        start_column, minutes_column = st.columns(2)
+        # Options are "starter", "pretrained", a version id as text, or "scratch" (random weights).
+        start_options = ((["starter"] if starter_model_available() else [])
+                         + (["pretrained"] if pretrained_model_available() else [])
+                         + [str(v.id) for v in versions] + ["scratch"])
+        version_labels = {str(v.id): version_label(v) for v in versions}
+        start_choice = start_column.selectbox(
+            "Start from", start_options,
+            format_func=lambda option: START_LABELS.get(option) or f"model {version_labels[option]}",
+            key="train_start_from",
+            help="Fine-tuning a model that already knows cats learns faster than starting from scratch; "
+                 "it keeps that model's network and image size.")
+        start_from = None if start_choice == "scratch" else start_choice
+        minutes = minutes_column.slider("Time budget (minutes)", 1, 120,
+                                        int((DEFAULT_TRAINING.max_seconds or 600) // 60), key="train_minutes",
+                                        help="Training stops when the time is up and keeps its best epoch.")
+        with st.expander("Advanced settings", icon="⚙️"):
+            model_column, training_column = st.columns(2)
+            with model_column:
+                if start_from is None:
+                    architecture = st.selectbox("Network", list(ARCHITECTURE_LABELS),
+                                                format_func=ARCHITECTURE_LABELS.get, key="train_architecture")
+                    pretrained = False
+                    if architecture == "mobilenet_unet":
+                        pretrained = st.checkbox(
+                            "Start the encoder from ImageNet weights", value=False, key="train_pretrained",
+                            help="Downloads about 9 MB from the internet once. Without internet the run stops "
+                                 "with a clear message.")
+                    image_size = st.select_slider("Image size (pixels)", options=IMAGE_SIZES,
+                                                  value=DEFAULT_MODEL.image_size, key="train_image_size",
+                                                  help="Larger sees finer edges but trains slower.")
+                else:
+                    # A fine-tune keeps the starting model's network and size, so show those (read-only),
+                    # not the from-scratch defaults. One key per start: the shown value follows the choice.
+                    architecture, image_size = starting_network(start_from)
+                    pretrained = False
+                    st.selectbox("Network", [architecture], format_func=lambda name: NETWORK_LABELS.get(name, name),
+                                 key=f"train_architecture_of_{start_from}", disabled=True,
+                                 help="Fine-tuning keeps the starting model's network.")
+                    st.select_slider("Image size (pixels)", options=sorted({*IMAGE_SIZES, image_size}),
+                                     value=image_size, key=f"train_image_size_of_{start_from}", disabled=True,
+                                     help="Fine-tuning keeps the starting model's image size.")
+                epochs = st.number_input("Epochs (at most)", 1, 1000, DEFAULT_TRAINING.epochs, key="train_epochs")
+                batch_size = st.select_slider("Batch size", options=[2, 4, 8, 16, 32],
+                                              value=DEFAULT_TRAINING.batch_size, key="train_batch_size")
+                patience = st.number_input("Stop early after this many epochs without improvement (0 = never)",
+                                           0, 1000, DEFAULT_TRAINING.early_stopping_patience, key="train_patience")
+            with training_column:
+                # A model that already knows cats needs gentler steps: its own default, under its own key,
+                # so switching the start switches the suggestion.
+                learning_rate = st.select_slider(
+                    "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+                    value=DEFAULT_TRAINING.learning_rate if start_from is None else FINE_TUNE_LEARNING_RATE,
+                    key="train_learning_rate" if start_from is None else "train_learning_rate_fine_tune",
+                    format_func=lambda rate: f"{rate:.5f}".rstrip("0"),
+                    help="How big each training step is. Starting from a model, a small rate keeps what it knows; "
+                         "larger rates can leave it worse than where it started.")
+                augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
+                                    key="train_augment")
+                close_up = st.slider(
+                    "Close-up crops (share of augmented photos)", 0.0, 0.8, DEFAULT_TRAINING.close_up_probability,
+                    0.1, format="%.1f", key="train_close_up", disabled=not augment,
+                    help="Zooms in on the cat in this share of the augmented photos, so that the model also learns "
+                         "cats that fill the frame. The starter's last stage used 0.3 (see its model card).")
+                freeze_batch_norm = st.toggle(
+                    "Keep the starting model's batch-norm layers fixed", value=DEFAULT_TRAINING.freeze_batch_norm,
+                    key="train_freeze_batch_norm", disabled=start_from is None,
+                    help="Best with a few dozen photos, whose small batches give noisy statistics; "
+                         "turn it off when you fine-tune on hundreds of photos.")
         if st.button("Start training", type="primary", icon="🚀", key="train_start",
                      disabled=numbers.labelled < MINIMUM_LABELLED):
             try:

@@ -7,25 +7,24 @@ import streamlit as st
 import storage
 from catseg.compositing import EFFECTS, SplashSettings, overlay_mask
 from catseg.images import SUPPORTED_SUFFIXES, PhotoRejected, decode_photo
-from catseg.predictor import (
-    STARTER_LABEL,
+from catseg.prediction import (
     Predictor,
     encode_result,
-    model_summary,
     probability_from_uint8,
     probability_to_uint8,
-    resolve_model,
     shrink_for_preview,
     splash,
-    starter_model_available,
     zip_results,
 )
+from catseg.registry import ModelSummary, model_summary, resolve_model, starter_model_available
 from storage import dataset, runs
+from wording import version_label
 
 # Sliders restyle a preview at most this long; downloads are always full resolution.
 PREVIEW_SIDE = 1600
 EFFECT_LABELS = {"grey": "Grey", "blur": "Blur", "colour": "Colour", "picture": "Picture", "transparent": "Transparent"}
 PHOTO_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES]
+STARTER_LABEL = "Starter cat model (comes with catseg)"
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
@@ -51,6 +50,22 @@ def probability_map(model_key: str, photo_key: str, _predictor: Predictor, _phot
     return probability_to_uint8(_predictor.probability(_photo))
 
 
+def card_markdown(summary: ModelSummary) -> str:
+    """A model's card for people: its network, training data, scores on unseen photos, known limits."""
+    size = summary.image_size or "?"
+    lines = [f"A {summary.architecture} network working at {size} × {size} pixels."]
+    if summary.training_data:
+        lines.append("\n**Trained on**\n")
+        lines += [f"- {item.name}: {item.photos} photos ({item.licence})" for item in summary.training_data]
+    if summary.unseen_scores:
+        lines.append("\n**Scores on photos it never saw** (mean foreground IoU per photo; 1.0 is perfect)\n")
+        lines += [f"- {item.name}: {item.iou_mean:.3f} over {item.photos} photos" for item in summary.unseen_scores]
+    if summary.limits:
+        lines.append("\n**Known limits**\n")
+        lines += [f"- {limit}" for limit in summary.limits]
+    return "\n".join(lines)
+
+
 def full_result(photo, stored_probability, settings: SplashSettings, background):
     """Full-resolution result bytes, made only when a download asks for them."""
     return encode_result(splash(photo, probability_from_uint8(stored_probability), settings, background))[0]
@@ -67,7 +82,7 @@ with storage.begin() as session:
 # Choices are a version id as text or "starter"; the best trained version is preselected, else the
 # starter (also when every version is a fine-tune that ended below it).
 model_labels = {
-    str(version.id): version.label + (" · below the starter" if version.id in below_starter else "")
+    str(version.id): version_label(version) + (" · below the starter" if version.id in below_starter else "")
     for version in versions
 }
 if starter_model_available():
@@ -101,7 +116,7 @@ if model_choice == "starter":
     score_column.metric("IoU on unseen photos", f"{summary.unseen_iou:.2f}" if summary.unseen_iou is not None else "–",
                         help="Mean foreground IoU on cat photos it never saw in training (see its model card).")
     with st.expander("About the starter model", icon="🐈"):
-        st.markdown(summary.description)
+        st.markdown(card_markdown(summary))
     if not versions:
         st.caption("This is the starter model that comes with catseg. Train your own on the Train page "
                    "to fit your cats better.")

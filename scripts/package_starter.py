@@ -26,7 +26,8 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from catseg.predictor import SHIPPED_STARTER_DIRECTORY, TEST_TIME_SCALES, scaled_input_sizes  # noqa: E402
+from catseg.prediction import TEST_TIME_SCALES, scaled_input_sizes  # noqa: E402
+from catseg.registry import SHIPPED_STARTER_DIRECTORY  # noqa: E402
 
 MAXIMUM_MEGABYTES = 15
 DEFAULT_HARDWARE = "a 2-core CPU"

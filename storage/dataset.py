@@ -1,8 +1,10 @@
-"""Photos and masks: add, read, list, label, undo, delete.
+"""Photos and masks: store, read, list, label, undo, delete.
 
 Every function takes the caller's `Session`; the caller owns the transaction
 (`with storage.begin() as session: ...`). Files are written atomically and follow
-their rows (see `storage.files`).
+their rows (see `storage.files`). What the files hold is the caller's choice: storage
+keeps the bytes it is given (`PhotoFiles`, `MaskFiles`; `catseg.intake` makes them)
+and reads them back as pixels.
 """
 
 from __future__ import annotations
@@ -16,19 +18,11 @@ import numpy as np
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from catseg.images import (
-    DecodedPhoto,
-    decode_photo,
-    encode_jpeg,
-    encode_png,
-    read_photo_file,
-    thumbnail,
-)
-from storage.files import delete_with_row, write_with_row
+from storage.db import get_or_raise
+from storage.files import delete_with_row, read_image, write_with_row
 from storage.models import MASK_SOURCES, MaskRevision, Photo
 from storage.settings import data_home
 
-THUMBNAIL_SIDE = 256
 FILTERS = ("all", "labelled", "unlabelled")
 
 
@@ -38,6 +32,27 @@ class DuplicatePhoto(ValueError):
     def __init__(self, name: str, existing_id: int) -> None:
         super().__init__(f"{name}: already in the dataset (photo #{existing_id}).")
         self.existing_id = existing_id
+
+
+@dataclass(frozen=True)
+class PhotoFiles:
+    """A photo ready to store: the file to keep, its gallery thumbnail, and its size."""
+
+    content_hash: str  # of the bytes as received, so the same photo is recognised again
+    extension: str  # of the stored file, without the dot: "jpg", "png"
+    data: bytes
+    thumbnail: bytes  # a small JPEG
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class MaskFiles:
+    """A mask ready to store: a lossless PNG of the 0/255 mask at the photo's size, and its thumbnail."""
+
+    data: bytes
+    thumbnail: bytes  # a small PNG
+    foreground_fraction: float  # the share of cat pixels
 
 
 @dataclass(frozen=True)
@@ -89,32 +104,7 @@ def mask_thumbnail_path(revision: MaskRevision) -> Path:
     return data_home() / "masks" / revision.file_name.replace(".png", ".thumb.png")
 
 
-def photo_thumbnail_bytes(pixels: np.ndarray) -> bytes:
-    """The gallery's small JPEG of a photo."""
-    return encode_jpeg(thumbnail(pixels, THUMBNAIL_SIDE), 85)
-
-
-def mask_thumbnail_bytes(mask: np.ndarray) -> bytes:
-    """The gallery's small PNG of a 0/255 mask."""
-    return encode_png(thumbnail(mask, THUMBNAIL_SIDE))
-
-
 # --- masks ---------------------------------------------------------------------------
-
-def normalise_mask(mask: np.ndarray, width: int, height: int, name: str = "mask") -> np.ndarray:
-    """A (height, width) uint8 mask of 0/255 from bool, 0/1 or 0..255 input; ValueError on a size mismatch."""
-    mask = np.asarray(mask)
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    if mask.shape != (height, width):
-        raise ValueError(
-            f"{name}: the mask is {mask.shape[1]}x{mask.shape[0]} but the photo is {width}x{height}."
-        )
-    if mask.dtype == bool:
-        return np.where(mask, 255, 0).astype(np.uint8)
-    top = 1 if mask.max(initial=0) <= 1 else 128
-    return np.where(mask >= top, 255, 0).astype(np.uint8)
-
 
 def _current_revision_subquery():
     return (
@@ -133,25 +123,19 @@ def current_mask_revision(session: Session, photo_id: int) -> MaskRevision | Non
     ).first()
 
 
-def save_mask(session: Session, photo_id: int, mask: np.ndarray, source: str) -> MaskRevision:
-    """Store a new mask revision (full resolution, lossless PNG 0/255) for a photo."""
+def store_mask(session: Session, photo_id: int, files: MaskFiles, source: str) -> MaskRevision:
+    """Store a new mask revision of a photo; it becomes the current mask."""
     if source not in MASK_SOURCES:
         raise ValueError(f"Unknown mask source {source!r}; expected one of {', '.join(MASK_SOURCES)}.")
-    photo = session.get(Photo, photo_id)
-    if photo is None:
-        raise ValueError(f"There is no photo #{photo_id}; it may have been deleted.")
-    pixels = normalise_mask(mask, photo.width, photo.height, photo.original_name)
+    photo = get_photo(session, photo_id)
     revision = MaskRevision(
-        photo_id=photo.id,
-        source=source,
-        file_name="pending",
-        foreground_fraction=float(np.count_nonzero(pixels)) / pixels.size,
+        photo_id=photo.id, source=source, file_name="pending", foreground_fraction=files.foreground_fraction
     )
     session.add(revision)
     session.flush()  # the id names the file
     revision.file_name = f"{photo.id}/{revision.id}.png"
-    write_with_row(session, mask_path(revision), encode_png(pixels))
-    write_with_row(session, mask_thumbnail_path(revision), mask_thumbnail_bytes(pixels))
+    write_with_row(session, mask_path(revision), files.data)
+    write_with_row(session, mask_thumbnail_path(revision), files.thumbnail)
     return revision
 
 
@@ -172,7 +156,7 @@ def load_mask(session: Session, photo_id: int) -> np.ndarray | None:
     revision = current_mask_revision(session, photo_id)
     if revision is None:
         return None
-    return read_photo_file(mask_path(revision))[..., 0].copy()
+    return read_image(mask_path(revision), "L")
 
 
 def mask_revision_count(session: Session, photo_id: int) -> int:
@@ -189,71 +173,50 @@ def find_by_hash(session: Session, digest: str) -> Photo | None:
     return session.scalars(select(Photo).where(Photo.content_hash == digest)).first()
 
 
-def add_photo(
-    session: Session,
-    data: bytes,
-    original_name: str,
-    mask: np.ndarray | None = None,
-    mask_source: str = "imported",
-    decoded: DecodedPhoto | None = None,
-) -> Photo:
-    """Add a photo (and optionally its mask). Raises PhotoRejected, DuplicatePhoto or ValueError."""
+def new_photo_hash(session: Session, data: bytes, original_name: str) -> str:
+    """The content hash of a photo's bytes; DuplicatePhoto if the dataset already holds them."""
     digest = content_hash(data)
     existing = find_by_hash(session, digest)
     if existing is not None:
         raise DuplicatePhoto(original_name, existing.id)
-    decoded = decoded or decode_photo(data, original_name)
-    if mask is not None:
-        # Check before anything is written, so a bad mask leaves no trace.
-        normalise_mask(mask, decoded.width, decoded.height, original_name)
-    if decoded.was_converted:
-        # Keep the upright 8-bit RGB pixels, losslessly, so every reader sees the same photo.
-        file_name, stored = f"{digest[:2]}/{digest}.png", encode_png(decoded.pixels)
-    else:
-        extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "MPO": "jpg"}[
-            decoded.source_format
-        ]
-        file_name, stored = f"{digest[:2]}/{digest}.{extension}", data
-        if decoded.source_format in ("BMP", "TIFF", "WEBP", "MPO"):
-            # TensorFlow's decoder reads only JPEG, PNG, GIF and BMP reliably: store PNG.
-            file_name, stored = f"{digest[:2]}/{digest}.png", encode_png(decoded.pixels)
+    return digest
+
+
+def store_photo(session: Session, original_name: str, files: PhotoFiles) -> Photo:
+    """Store a photo's row and files; the name is kept for display only, files are named by hash."""
+    digest = files.content_hash
     photo = Photo(
         content_hash=digest,
         original_name=original_name[:512],
-        file_name=file_name,
-        width=decoded.width,
-        height=decoded.height,
+        file_name=f"{digest[:2]}/{digest}.{files.extension}",
+        width=files.width,
+        height=files.height,
     )
     session.add(photo)
     session.flush()
-    write_with_row(session, photo_path(photo), stored)
-    write_with_row(session, thumbnail_path(photo), photo_thumbnail_bytes(decoded.pixels))
-    if mask is not None:
-        save_mask(session, photo.id, mask, mask_source)
+    write_with_row(session, photo_path(photo), files.data)
+    write_with_row(session, thumbnail_path(photo), files.thumbnail)
     return photo
 
 
 def get_photo(session: Session, photo_id: int) -> Photo:
-    photo = session.get(Photo, photo_id)
-    if photo is None:
-        raise ValueError(f"There is no photo #{photo_id}; it may have been deleted.")
-    return photo
+    return get_or_raise(session, Photo, photo_id, f"There is no photo #{photo_id}; it may have been deleted.")
 
 
 def load_photo(session: Session, photo_id: int) -> np.ndarray:
     """The stored photo as upright RGB uint8 at full resolution."""
-    return read_photo_file(photo_path(get_photo(session, photo_id)))
+    return read_image(photo_path(get_photo(session, photo_id)))
 
 
 def load_thumbnail(session: Session, photo_id: int) -> np.ndarray:
-    return read_photo_file(thumbnail_path(get_photo(session, photo_id)))
+    return read_image(thumbnail_path(get_photo(session, photo_id)))
 
 
 def load_mask_thumbnail(session: Session, photo_id: int) -> np.ndarray | None:
     revision = current_mask_revision(session, photo_id)
     if revision is None:
         return None
-    return read_photo_file(mask_thumbnail_path(revision))[..., 0].copy()
+    return read_image(mask_thumbnail_path(revision), "L")
 
 
 def gallery_images(session: Session, summaries: list[PhotoSummary]) -> list[tuple[np.ndarray, np.ndarray | None]]:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -28,6 +29,7 @@ MIGRATION_LOCK_KEY = 7_215_003_101
 CONNECT_TIMEOUT_SECONDS = 10
 _lock = threading.Lock()
 _factories: dict[tuple[str, str], sessionmaker[Session]] = {}
+Row = TypeVar("Row")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -146,6 +148,14 @@ def session_factory() -> sessionmaker[Session]:
             factory = _open(key[1])
             _factories[key] = factory
         return factory
+
+
+def get_or_raise(session: Session, model: type[Row], row_id: int, message: str) -> Row:
+    """The row of `model` with this id; ValueError(message) when there is none (deleted, say)."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise ValueError(message)
+    return row
 
 
 @contextmanager

@@ -1,17 +1,23 @@
-"""Atomic file writes, and files that follow their database rows.
+"""Atomic file writes, files that follow their database rows, and reading stored images.
 
 A file is written under a temporary name in its final folder, flushed to disk and renamed
-into place, so a reader never sees half a file. Files written inside a transaction are
-removed again if it rolls back; files of deleted rows are removed only once the delete is
-committed. A row and its file therefore exist together or not at all.
+into place, so a reader never sees half a file (a folder likewise, see `atomic_folder`).
+Files written inside a transaction are removed again if it rolls back; files of deleted
+rows are removed only once the delete is committed. A row and its file therefore exist
+together or not at all.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -19,13 +25,16 @@ _WRITTEN = "catseg_files_written"
 _TO_DELETE = "catseg_files_to_delete"
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file or folder to disk, where the system allows it (not folders on Windows)."""
     try:
-        descriptor = os.open(directory, os.O_RDONLY)
+        descriptor = os.open(path, os.O_RDONLY)
     except OSError:
         return  # some file systems do not allow opening folders; the rename is still atomic
     try:
         os.fsync(descriptor)
+    except OSError:
+        pass
     finally:
         os.close(descriptor)
 
@@ -43,7 +52,41 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_path(path.parent)
+
+
+@contextmanager
+def atomic_folder(directory: Path) -> Iterator[Path]:
+    """Fill a new folder that appears whole or not at all: write into the folder this yields.
+
+    It is a temporary folder beside `directory`, flushed and renamed into place when the
+    block ends, and removed if the block fails. FileExistsError if `directory` exists.
+    """
+    directory = Path(directory)
+    if directory.exists():
+        raise FileExistsError(f"{directory} already exists; pick a new name.")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        yield temporary
+        for path in temporary.iterdir():
+            fsync_path(path)
+        fsync_path(temporary)
+        os.rename(temporary, directory)  # atomic on one file system; fails if `directory` appeared
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    fsync_path(directory.parent)
+
+
+def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
+    """The pixels of an image file stored here: (H, W, 3) for mode "RGB", (H, W) for "L" (grey).
+
+    Stored photos, masks and thumbnails are already upright 8-bit RGB or grey (the caller
+    decoded and encoded them), so a plain read is all they need.
+    """
+    with Image.open(path) as image:
+        return np.array(image.convert(mode))
 
 
 def write_with_row(session: Session, path: Path, data: bytes) -> None:

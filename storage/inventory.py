@@ -50,7 +50,7 @@ class Inventory:
 
 
 def is_temporary(path: Path) -> bool:
-    """A file or folder written under a temporary name (storage.files.atomic_write, model saves)."""
+    """A file or folder written under a temporary name (storage.files.atomic_write, atomic_folder)."""
     name = path.name
     return name.startswith(".") and (name.endswith(".tmp") or ".tmp-" in name)
 

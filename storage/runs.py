@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import get_or_raise
 from storage.models import ACTIVE_RUN_STATUSES, ModelVersion, RunBatch, RunEpoch, TrainingRun, utc_now
 from storage.settings import data_home
 
@@ -56,11 +57,13 @@ class RunView:
 
 def _view(run: TrainingRun) -> RunView:
     return RunView(
-        run.id, run.status, run.created_at, run.started_at, run.finished_at, run.heartbeat_at, run.process_id,
-        run.stop_requested, dict(run.model_config), dict(run.train_config), run.epoch, run.batch,
-        run.batches_per_epoch, run.best_val_iou, run.best_epoch, run.seconds, run.error,
-        len(run.train_photo_ids or []), len(run.validation_photo_ids or []), run.initial_model,
-        run.starting_val_iou,
+        id=run.id, status=run.status, created_at=run.created_at, started_at=run.started_at,
+        finished_at=run.finished_at, heartbeat_at=run.heartbeat_at, process_id=run.process_id,
+        stop_requested=run.stop_requested, model_config=dict(run.model_config), train_config=dict(run.train_config),
+        epoch=run.epoch, batch=run.batch, batches_per_epoch=run.batches_per_epoch, best_val_iou=run.best_val_iou,
+        best_epoch=run.best_epoch, seconds=run.seconds, error=run.error,
+        train_count=len(run.train_photo_ids or []), validation_count=len(run.validation_photo_ids or []),
+        initial_model=run.initial_model, starting_val_iou=run.starting_val_iou,
     )
 
 
@@ -101,10 +104,7 @@ def create_run(
 
 
 def get_run(session: Session, run_id: int) -> TrainingRun:
-    run = session.get(TrainingRun, run_id)
-    if run is None:
-        raise ValueError(f"There is no training run #{run_id}.")
-    return run
+    return get_or_raise(session, TrainingRun, run_id, f"There is no training run #{run_id}.")
 
 
 def run_view(session: Session, run_id: int) -> RunView:
@@ -238,16 +238,12 @@ class ModelVersionView:
     metrics: dict
     created_at: datetime
 
-    @property
-    def label(self) -> str:
-        score = f"IoU {self.val_iou:.3f}" if self.val_iou is not None else "no score"
-        return f"#{self.id} {self.name} ({self.architecture}, {score})"
-
 
 def _version_view(version: ModelVersion) -> ModelVersionView:
     return ModelVersionView(
-        version.id, version.run_id, version.name, data_home() / version.directory, version.architecture,
-        version.image_size, version.val_iou, dict(version.metrics or {}), version.created_at,
+        id=version.id, run_id=version.run_id, name=version.name, directory=data_home() / version.directory,
+        architecture=version.architecture, image_size=version.image_size, val_iou=version.val_iou,
+        metrics=dict(version.metrics or {}), created_at=version.created_at,
     )
 
 

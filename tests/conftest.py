@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -161,3 +162,106 @@ def encode(pixels: np.ndarray, format: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+def write_tutorial_folder(folder: Path, count: int, first_seed: int = 10) -> Path:
+    """`count` drawn cats in the tutorial layout (input/cN.png, mask/mask_cN.png) under `folder`."""
+    (folder / "input").mkdir(parents=True)
+    (folder / "mask").mkdir()
+    for index in range(count):
+        photo, mask = drawn_cat(120, 90, seed=first_seed + index)
+        (folder / "input" / f"c{index}.png").write_bytes(encode(photo))
+        (folder / "mask" / f"mask_c{index}.png").write_bytes(encode(mask))
+    return folder
+
+
+def add_labelled(count=6):
+    """Store `count` drawn cats with their masks in the current CATSEG_HOME."""
+    import storage
+    from catseg import intake
+
+    with storage.begin() as session:
+        for index in range(count):
+            photo, mask = drawn_cat(64, 48, seed=index)
+            intake.add_photo(session, encode(photo), f"{index}.png", mask=mask)
+
+
+def wait_for(condition, timeout=120, what="condition"):
+    """Poll `condition` until it returns something true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_status(run_id):
+    """The stored view of a training run, read in its own transaction."""
+    import storage
+    from storage import runs
+
+    with storage.begin() as session:
+        return runs.run_view(session, run_id)
+
+
+# A model version whose answer the tests control (see build_red_detector).
+TINY_SIZE = 64
+
+
+def build_red_detector(size: int = TINY_SIZE):
+    """probability = sigmoid(40 * red - 28): about 1 for red >= 0.8 (the orange cat), 0 for red <= 0.5."""
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="photo")
+    layer = keras.layers.Conv2D(1, 1, activation="sigmoid", name="cat_probability")
+    outputs = layer(inputs)
+    layer.set_weights([np.array([40.0, 0.0, 0.0], dtype=np.float32).reshape(1, 1, 3, 1),
+                       np.array([-28.0], dtype=np.float32)])
+    return keras.Model(inputs, outputs)
+
+
+def save_tiny_model(directory, size: int = TINY_SIZE):
+    """Save the red detector as a catseg model version folder (model.keras + card.json)."""
+    from catseg.config import ModelConfig, TrainConfig
+    from catseg.models import save_model_version
+
+    return save_model_version(build_red_detector(size), ModelConfig(image_size=size), TrainConfig(),
+                              {"val_iou": 0.9}, directory)
+
+
+def register_tiny_model(val_iou: float = 0.9, name: str = "v1", run_id: int | None = None):
+    """Save the red detector under CATSEG_HOME and register it as a model version; returns its view."""
+    import storage
+    from storage import runs
+
+    directory = save_tiny_model(runs.models_folder() / name)
+    with storage.begin() as session:
+        return runs.add_model_version(session, run_id, "tiny", directory, "unet", TINY_SIZE, val_iou, {})
+
+
+def register_fine_tune(starting_val_iou: float, val_iou: float, name: str, initial_model: str = "starter"):
+    """A finished fine-tune run from `initial_model` scored `starting_val_iou` before training, and its version."""
+    import storage
+    from catseg.config import ModelConfig, TrainConfig
+    from storage import runs
+
+    with storage.begin() as session:
+        run = runs.create_run(session, ModelConfig().to_dict(), TrainConfig().to_dict(), [1, 2, 3], [4], initial_model)
+        runs.record_starting_score(session, run.id, starting_val_iou)
+        runs.finish_run(session, run.id, "finished")
+        run_id = run.id
+    return register_tiny_model(val_iou, name, run_id)
+
+
+@pytest.fixture
+def tiny_version(catseg_home):
+    return register_tiny_model()
+
+
+@pytest.fixture
+def tiny_predictor(tiny_version):
+    from catseg.prediction import Predictor
+
+    return Predictor(tiny_version.directory)

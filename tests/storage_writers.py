@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import storage
+from catseg import intake
 from storage import dataset, runs
 
 BATCHES_PER_FLUSH = 4
@@ -56,7 +57,7 @@ def save_masks(writer: int, saves: int, photo_ids: list[int], start_folder: Path
     for index in range(saves):
         photo_id = photo_ids[index % len(photo_ids)]
         with storage.begin() as session:
-            revision = dataset.save_mask(session, photo_id, writer_mask(*sizes[photo_id], writer, index), "painted")
+            revision = intake.save_mask(session, photo_id, writer_mask(*sizes[photo_id], writer, index), "painted")
         saved.append([revision.id, photo_id, index])
     return {"saved": saved, "started": started, "ended": time.time()}
 

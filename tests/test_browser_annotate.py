@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import storage
+from catseg import intake
 from browser_support import chromium_page, streamlit_server, wait_for_app
 from conftest import drawn_cat, encode
 from storage import dataset
@@ -90,7 +91,7 @@ def wait_until_saved(page) -> None:
 def test_brush_save_erase_save_undo(catseg_home, tmp_path):
     photo, _ = drawn_cat(WIDTH, HEIGHT, seed=4)
     with storage.begin() as session:
-        photo_id = dataset.add_photo(session, encode(photo), "odd.png").id
+        photo_id = intake.add_photo(session, encode(photo), "odd.png").id
     storage.dispose_all()
 
     with streamlit_server(catseg_home) as url, chromium_page() as page:

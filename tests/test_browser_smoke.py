@@ -3,7 +3,7 @@
 import pytest
 
 import storage
-from storage import dataset
+from catseg import intake
 from browser_support import chromium_page, streamlit_server, wait_for_app
 from conftest import drawn_cat, encode
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 def test_photos_page_renders_gallery(catseg_home, tmp_path):
     with storage.begin() as session:
         photo, mask = drawn_cat(seed=3)
-        dataset.add_photo(session, encode(photo), "ginger.png", mask=mask)
+        intake.add_photo(session, encode(photo), "ginger.png", mask=mask)
     storage.dispose_all()
     with streamlit_server(catseg_home) as url, chromium_page() as page:
         page.goto(f"{url}/photos")

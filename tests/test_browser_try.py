@@ -10,7 +10,7 @@ from PIL import Image
 import storage
 from browser_support import chromium_page, streamlit_server, wait_for_app
 from conftest import drawn_cat, encode
-from test_predictor import register_tiny_model
+from conftest import register_tiny_model
 
 pytestmark = pytest.mark.browser
 

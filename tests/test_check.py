@@ -12,8 +12,10 @@ import time
 import numpy as np
 
 import storage
+from catseg import intake
 from catseg.check import check_data, last_check
 from storage import dataset
+from storage.files import read_image
 from storage.models import MaskRevision
 from conftest import REPOSITORY_ROOT, drawn_cat, encode, run_cli
 
@@ -21,14 +23,14 @@ SAVE_LOOP = """
 import sys
 import numpy as np
 import storage
-from storage import dataset
+from catseg import intake
 
 photo_id = int(sys.argv[1])
 for step in range(100000):
     mask = np.zeros((600, 800), np.uint8)
     mask[: 1 + step % 599, : 1 + (step * 7) % 799] = 255
     with storage.begin() as session:
-        revision = dataset.save_mask(session, photo_id, mask, "painted")
+        revision = intake.save_mask(session, photo_id, mask, "painted")
     print(revision.id, flush=True)
 """
 
@@ -36,7 +38,7 @@ for step in range(100000):
 def add_photo(seed: int = 0, width: int = 800, height: int = 600) -> int:
     photo, mask = drawn_cat(width, height, seed=seed)
     with storage.begin() as session:
-        return dataset.add_photo(session, encode(photo), f"cat{seed}.png", mask=mask).id
+        return intake.add_photo(session, encode(photo), f"cat{seed}.png", mask=mask).id
 
 
 def files_no_row_names(home) -> set[str]:
@@ -128,9 +130,7 @@ def test_check_repairs_the_leftovers_of_ten_kill_9_rounds(catseg_home):
         revisions = {revision.id: revision for revision in session.query(MaskRevision)}
         assert set(committed) <= set(revisions)  # every save the loop saw committed is there
         for revision in revisions.values():  # and every committed mask reads back whole
-            from catseg.images import read_photo_file
-
-            pixels = read_photo_file(dataset.mask_path(revision))[..., 0]
+            pixels = read_image(dataset.mask_path(revision), "L")
             assert pixels.shape == (600, 800)
             assert np.count_nonzero(pixels) / pixels.size == revision.foreground_fraction
 

@@ -1,8 +1,11 @@
 """The CLI as a user runs it: exit codes, JSON, one-line errors without tracebacks."""
 
 import json
+import os
+import subprocess
+import sys
 
-from conftest import drawn_cat, encode, run_cli
+from conftest import REPOSITORY_ROOT, drawn_cat, encode, run_cli
 
 
 def test_import_stats_export(tmp_path):
@@ -29,3 +32,25 @@ def test_failures_are_one_line_without_traceback(tmp_path):
     not_zip.write_text("nope")
     result = run_cli(tmp_path / "home", "import", str(not_zip))
     assert result.returncode == 1 and "not a readable zip" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_lists_every_command_and_light_commands_never_load_tensorflow(tmp_path):
+    """`--help` and the dataset commands start fast: TensorFlow loads only for a command that needs it."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from catseg.cli import main\n"
+        "help_text = io.StringIO()\n"
+        "with contextlib.redirect_stdout(help_text), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "assert main(['stats', '--json']) == 0\n"
+        "heavy = [name for name in ('tensorflow', 'keras') if name in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print(help_text.getvalue())\n"
+    )
+    environment = {**os.environ, "CATSEG_HOME": str(tmp_path / "home")}
+    environment.pop("DATABASE_URL", None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY_ROOT, env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for command in ("import", "export", "stats", "train", "predict", "splash", "evaluate", "check"):
+        assert f"    {command} " in result.stdout, command

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import drawn_cat, encode, run_cli
-from test_predictor import register_tiny_model, save_tiny_model
+from conftest import register_tiny_model, save_tiny_model, write_tutorial_folder
 
 
 def assert_one_line_error(result, *words):
@@ -68,13 +68,7 @@ def test_splash_effects_and_sizes(catseg_home, photos, tmp_path):
 
 def test_evaluate_json(catseg_home, tmp_path):
     register_tiny_model()
-    folder = tmp_path / "data"
-    (folder / "input").mkdir(parents=True)
-    (folder / "mask").mkdir()
-    for index in range(2):
-        photo, mask = drawn_cat(120, 90, seed=20 + index)
-        (folder / "input" / f"c{index}.png").write_bytes(encode(photo))
-        (folder / "mask" / f"mask_c{index}.png").write_bytes(encode(mask))
+    folder = write_tutorial_folder(tmp_path / "data", 2, first_seed=20)
     result = run_cli(catseg_home, "evaluate", "--model", "best", "--data", str(folder), "--json")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout.strip().splitlines()[-1])

@@ -10,7 +10,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 import storage
-from catseg.dataset_io import detect_format, export_dataset, import_path, import_uploads
+from catseg import intake
+from catseg.dataset_export import export_dataset
+from catseg.dataset_io import detect_format, import_path, import_uploads
 from storage import dataset
 from conftest import SHARED_DATA, drawn_cat, encode, run_cli
 
@@ -96,10 +98,10 @@ def test_export_loads_in_pycocotools_with_every_mask_exact(catseg_home, tmp_path
     drawn = {f"cat{index}.png": drawn_cat(80 + index * 9, 60 + index * 5, seed=index) for index in range(3)}
     with storage.begin() as session:
         for name, (photo, mask) in drawn.items():
-            dataset.add_photo(session, encode(photo), name, mask=mask)
-        dataset.add_photo(session, encode(drawn_cat(90, 70, seed=7)[0]), "ring.png", mask=ring_mask())
-        dataset.add_photo(session, encode(drawn_cat(64, 48, seed=8)[0]), "no_cat.png", mask=np.zeros((48, 64)))
-        dataset.add_photo(session, encode(drawn_cat(seed=9)[0]), "unlabelled.png")
+            intake.add_photo(session, encode(photo), name, mask=mask)
+        intake.add_photo(session, encode(drawn_cat(90, 70, seed=7)[0]), "ring.png", mask=ring_mask())
+        intake.add_photo(session, encode(drawn_cat(64, 48, seed=8)[0]), "no_cat.png", mask=np.zeros((48, 64)))
+        intake.add_photo(session, encode(drawn_cat(seed=9)[0]), "unlabelled.png")
     result = export_dataset(tmp_path / "out", "coco")
     assert (result["exported"], result["skipped_unlabelled"]) == (5, 1)
 

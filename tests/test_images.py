@@ -94,3 +94,11 @@ def test_decompression_bomb_is_rejected_before_decoding():
 def test_tiny_images_are_rejected():
     with pytest.raises(PhotoRejected, match="too small"):
         decode_photo(encode(np.zeros((4, 4, 3), dtype=np.uint8)), "dot.png")
+
+
+def test_an_upright_rgb_jpeg_is_kept_as_it_came():
+    photo, _ = drawn_cat()
+    decoded = decode_photo(encode(photo, "JPEG"), "cat.jpg")
+    assert decoded.source_format == "JPEG" and not decoded.was_converted
+    grey = decode_photo(encode_image(Image.fromarray(photo[..., 0]), "JPEG"), "grey.jpg")
+    assert grey.was_converted  # greyscale JPEGs become RGB, so they are stored converted

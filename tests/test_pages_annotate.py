@@ -1,8 +1,8 @@
-"""AppTest: the Annotate page (navigation, saving, tools, undo, zoom, pre-fill) and edit_from_canvas.
+"""AppTest: the Annotate page (navigation, saving, tools, undo, zoom, pre-fill), edit_from_canvas and cut_out_boxes.
 
 AppTest cannot draw, so drawings are put straight into the canvas widget's state in the
 shape streamlit-drawable-canvas 0.13 keeps there ({"drawing": {"raw": FABRIC_JSON}}).
-The Fabric objects are built like the ones Fabric 7.4 sends (see tests/test_annotation.py).
+The Fabric objects are built like the ones Fabric 7.4 sends (see tests/canvas_json.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg.annotation import ADD_COLOUR, BOX_COLOUR, ERASE_COLOUR, CanvasView, edit_from_canvas
+from catseg import intake
+from catseg.canvas import CanvasView
+from catseg.canvas_edits import ADD_COLOUR, BOX_COLOUR, ERASE_COLOUR, edit_from_canvas
+from catseg.grabcut import cut_out_boxes
 from storage import dataset
 from page_probe import probe_page
 from conftest import REPOSITORY_ROOT, drawn_cat, encode
@@ -88,7 +91,7 @@ def add_photos(count: int, labelled: tuple[int, ...] = ()) -> list[int]:
     with storage.begin() as session:
         for index in range(count):
             photo, mask = drawn_cat(WIDTH, HEIGHT, seed=index)
-            ids.append(dataset.add_photo(session, encode(photo), f"cat{index}.png",
+            ids.append(intake.add_photo(session, encode(photo), f"cat{index}.png",
                                          mask=mask if index in labelled else None).id)
     return ids
 
@@ -215,7 +218,7 @@ def test_eraser_fill_holes_clear_and_undo(catseg_home):
     cv2.circle(ring, (150, 110), 60, 255, -1)
     cv2.circle(ring, (150, 110), 25, 0, -1)
     with storage.begin() as session:
-        dataset.save_mask(session, photo_id, ring, "imported")
+        intake.save_mask(session, photo_id, ring, "imported")
     app = open_annotate()
 
     # Eraser: a cyan stroke across the ring's left side removes it there.
@@ -317,7 +320,7 @@ def test_prefill_is_absent_without_a_model(catseg_home, no_starter):
 
 
 def test_prefill_with_a_tiny_model_then_save(catseg_home):
-    from test_predictor import register_tiny_model
+    from conftest import register_tiny_model
 
     first, second = add_photos(2)
     register_tiny_model()
@@ -350,7 +353,7 @@ def test_prefill_uses_the_starter_while_no_model_is_trained(catseg_home):
 
 def test_page_opens_without_tensorflow(catseg_home):
     """In a fresh interpreter: no TensorFlow until pre-fill is clicked (how fast it opens is a bench's job)."""
-    from test_predictor import register_tiny_model
+    from conftest import register_tiny_model
 
     add_photos(2)
     register_tiny_model()  # a model exists, so the pre-fill button is shown but not clicked
@@ -362,7 +365,7 @@ def test_page_opens_without_tensorflow(catseg_home):
     assert not report["tensorflow"]
 
 
-# --- edit_from_canvas ------------------------------------------------------------------------
+# --- edit_from_canvas, then cut_out_boxes ----------------------------------------------------
 
 def test_edit_from_canvas_strokes_then_boxes():
     photo, truth = drawn_cat(WIDTH, HEIGHT, seed=3)
@@ -372,25 +375,26 @@ def test_edit_from_canvas_strokes_then_boxes():
     painted = edit_from_canvas({"objects": [stroke([(100, 100), (140, 100)], width=4),
                                             stroke([(0, 2), (3, 2)], colour=ERASE_COLOUR, width=4)]},
                                view, current)
-    assert painted.painted and not painted.boxes and painted.changed
+    assert painted.painted and not painted.boxes
     assert painted.mask[200, 210] == 255 and painted.mask[4, 2] == 0 and painted.mask[9, 9] == 255
 
     nothing = edit_from_canvas(None, view, None)
-    assert not nothing.changed and nothing.mask.shape == (HEIGHT, WIDTH) and nothing.mask.max() == 0
+    assert not nothing.painted and not nothing.boxes
+    assert nothing.mask.shape == (HEIGHT, WIDTH) and nothing.mask.max() == 0
 
     ys, xs = np.nonzero(truth)
-    canvas_box = view.photo_to_canvas([(xs.min() - 6, ys.min() - 6), (xs.max() + 6, ys.max() + 6)])
-    (left, top), (right, bottom) = canvas_box
+    photo_box = np.array([(xs.min() - 6, ys.min() - 6), (xs.max() + 6, ys.max() + 6)], float)
+    (left, top), (right, bottom) = (photo_box - [view.x0, view.y0]) / [view.scale_x, view.scale_y]
     drawing = {"objects": [box(left, top, right - left, bottom - top)]}
     reported = edit_from_canvas(drawing, view, current)
     assert len(reported.boxes) == 1 and not reported.painted
-    assert np.array_equal(reported.mask, current), "without the photo a box changes nothing"
-    cut = edit_from_canvas(drawing, view, current, photo)
-    x0, y0, x1, y1 = cut.boxes[0]
+    assert np.array_equal(reported.mask, current), "a box alone paints nothing"
+    cut = cut_out_boxes(photo, reported.mask, reported.boxes)
+    x0, y0, x1, y1 = reported.boxes[0]
     inside_truth = truth[y0:y1, x0:x1] > 0
-    inside_cut = cut.mask[y0:y1, x0:x1] > 0
+    inside_cut = cut[y0:y1, x0:x1] > 0
     assert (inside_cut & inside_truth).sum() / (inside_cut | inside_truth).sum() > 0.9
-    assert cut.mask[0:10, 0:10].min() == 255, "the mask outside the box is kept"
+    assert cut[0:10, 0:10].min() == 255, "the mask outside the box is kept"
 
 
 def test_two_tabs_on_one_photo_ask_before_one_overwrites_the_other(catseg_home):

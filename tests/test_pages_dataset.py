@@ -7,6 +7,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import storage
+from catseg import intake
 from storage import dataset
 from conftest import REPOSITORY_ROOT, drawn_cat, encode
 
@@ -23,7 +24,7 @@ def open_page(page: str) -> AppTest:
 
 def test_home_shows_live_counts(catseg_home):
     with storage.begin() as session:
-        dataset.add_photo(session, encode(drawn_cat()[0]), "a.png")
+        intake.add_photo(session, encode(drawn_cat()[0]), "a.png")
     app = AppTest.from_file(APP, default_timeout=60).run()
     assert not app.exception
     assert [m.value for m in app.metric][:2] == ["1", "0 of 1"]
@@ -93,7 +94,7 @@ def test_the_report_names_skipped_files(catseg_home):
 
 def test_cancel_keeps_photos(catseg_home):
     with storage.begin() as session:
-        photo_id = dataset.add_photo(session, encode(drawn_cat()[0]), "a.png").id
+        photo_id = intake.add_photo(session, encode(drawn_cat()[0]), "a.png").id
     app = open_page("pages/dataset.py")
     app.checkbox(key=f"dataset_select_{photo_id}").check().run()
     app.button(key="dataset_delete").click().run()
@@ -104,9 +105,9 @@ def test_cancel_keeps_photos(catseg_home):
 
 def test_filter_unlabelled(catseg_home):
     with storage.begin() as session:
-        dataset.add_photo(session, encode(drawn_cat(seed=1)[0]), "plain.png")
+        intake.add_photo(session, encode(drawn_cat(seed=1)[0]), "plain.png")
         photo, mask = drawn_cat(seed=2)
-        dataset.add_photo(session, encode(photo), "masked.png", mask=mask)
+        intake.add_photo(session, encode(photo), "masked.png", mask=mask)
     app = open_page("pages/dataset.py")
     assert len(app.checkbox) == 2
     app.session_state["dataset_filter"] = "unlabelled"

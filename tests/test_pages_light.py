@@ -3,7 +3,7 @@
 import pytest
 
 import storage
-from storage import dataset
+from catseg import intake
 from conftest import drawn_cat, encode
 from page_probe import probe_page
 
@@ -13,7 +13,7 @@ def test_page_opens_without_tensorflow(catseg_home, page):
     with storage.begin() as session:
         for index in range(5):
             photo, mask = drawn_cat(seed=index)
-            dataset.add_photo(session, encode(photo), f"{index}.png", mask=mask)
+            intake.add_photo(session, encode(photo), f"{index}.png", mask=mask)
     storage.dispose_all()
     report = probe_page(catseg_home, page)
     assert report["exception"] == []

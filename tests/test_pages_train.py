@@ -3,10 +3,11 @@
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg.predictor import model_summary, starter_model_directory
+from catseg.config import FINE_TUNE_LEARNING_RATE
+from catseg.registry import model_summary, starter_model_directory
 from storage import runs
 from conftest import REPOSITORY_ROOT
-from test_runs import add_labelled, run_status, wait_for
+from conftest import add_labelled, run_status, wait_for
 
 APP = str(REPOSITORY_ROOT / "app.py")
 
@@ -29,7 +30,7 @@ def test_start_watch_stop(catseg_home):
     inherited_size = app.select_slider(key="train_image_size_of_starter")
     assert inherited_size.value == model_summary(starter_model_directory()).image_size and inherited_size.disabled
     assert app.selectbox(key="train_architecture_of_starter").value == "u2netp"
-    assert app.select_slider(key="train_learning_rate_fine_tune").value == 3e-5  # gentle steps from a model
+    assert app.select_slider(key="train_learning_rate_fine_tune").value == FINE_TUNE_LEARNING_RATE  # gentle steps
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
     assert app.toggle(key="train_freeze_batch_norm").disabled  # nothing to keep from random weights
     assert not app.select_slider(key="train_image_size").disabled
@@ -115,4 +116,35 @@ def test_the_pretrained_u2netp_is_a_second_start(catseg_home):
     assert not app.exception
     assert app.selectbox(key="train_architecture_of_pretrained").value == "u2netp"
     assert app.select_slider(key="train_image_size_of_pretrained").value == 320
-    assert app.select_slider(key="train_learning_rate_fine_tune").value == 3e-5
+    assert app.select_slider(key="train_learning_rate_fine_tune").value == FINE_TUNE_LEARNING_RATE  # gentle steps
+
+
+def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_settings(catseg_home, monkeypatch):
+    import catseg.runs
+    from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
+
+    add_labelled(6)
+    started = []
+    monkeypatch.setattr(catseg.runs, "start_run",
+                        lambda model_config, train_config, start_from: started.append(
+                            (model_config, train_config, start_from)) or 1)
+    app = open_train_page()
+    assert not app.exception
+    advanced = next(block for block in app.expander if block.label == "Advanced settings")
+    inside = {widget.key for kind in ("selectbox", "select_slider", "slider", "number_input", "toggle")
+              for widget in getattr(advanced, kind)}
+    assert inside == {"train_architecture_of_starter", "train_image_size_of_starter", "train_epochs",
+                      "train_batch_size", "train_patience", "train_learning_rate_fine_tune", "train_augment",
+                      "train_close_up", "train_freeze_batch_norm"}
+    # Outside it: what to start from, for how long, and the button.
+    assert app.selectbox(key="train_start_from").key not in inside
+    assert app.slider(key="train_minutes").key not in inside
+    app.slider(key="train_minutes").set_value(10)
+    app.button(key="train_start").click().run()
+    assert not app.exception
+    (model_config, train_config, start_from), = started
+    summary = model_summary(starter_model_directory())
+    assert start_from == "starter"
+    assert model_config == ModelConfig(architecture=summary.architecture, image_size=summary.image_size)
+    # Untouched advanced settings are exactly the defaults a fine-tune gets from the CLI and the benches.
+    assert train_config == TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE, max_seconds=600.0)

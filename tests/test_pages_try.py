@@ -6,10 +6,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg.predictor import Predictor
-from storage import dataset
+from catseg import intake
+from catseg.prediction import Predictor
 from conftest import REPOSITORY_ROOT, drawn_cat, encode
-from test_predictor import register_tiny_model, save_tiny_model
+from conftest import register_tiny_model, save_tiny_model
 
 APP = str(REPOSITORY_ROOT / "app.py")
 
@@ -47,6 +47,16 @@ def test_without_any_model_explains_what_comes_first(catseg_home, no_starter):
     assert not app.file_uploader  # nothing to try yet
 
 
+def upload_one_and_see_it_splashed(app, model_calls, stem: str, photo) -> None:
+    """Upload one PNG; the model runs once and the page shows it beside its grey splash, ready to download."""
+    app.file_uploader(key="try_uploads").set_value((f"{stem}.png", encode(photo), "image/png"))
+    app.run()
+    assert not app.exception
+    assert len(model_calls) == 1
+    assert [image.captions[0] for image in app.image] == ["Original", "Grey"]
+    assert app.download_button(key="try_download_0").label == f"Download {stem}.jpg"
+
+
 def test_upload_restyle_without_predicting_again_and_download(catseg_home, model_calls, tmp_path, monkeypatch):
     monkeypatch.setenv("CATSEG_STARTER_MODEL", str(save_tiny_model(tmp_path / "starter")))
     version = register_tiny_model()
@@ -56,13 +66,7 @@ def test_upload_restyle_without_predicting_again_and_download(catseg_home, model
     assert app.selectbox(key="try_model").options[-1] == "Starter cat model (comes with catseg)"
     assert app.metric[0].value == "0.900"
 
-    photo, _ = drawn_cat(120, 90, seed=1)
-    app.file_uploader(key="try_uploads").set_value(("ginger.png", encode(photo), "image/png"))
-    app.run()
-    assert not app.exception
-    assert len(model_calls) == 1
-    assert [image.captions[0] for image in app.image] == ["Original", "Grey"]
-    assert app.download_button(key="try_download_0").label == "Download ginger.jpg"
+    upload_one_and_see_it_splashed(app, model_calls, "ginger", drawn_cat(120, 90, seed=1)[0])
     grey_picture = app.image[1].value[0]
 
     app.segmented_control(key="try_effect").set_value("blur").run()
@@ -93,7 +97,7 @@ def test_upload_restyle_without_predicting_again_and_download(catseg_home, model
 def test_bad_upload_is_named_and_the_rest_still_work(catseg_home, model_calls):
     register_tiny_model()
     with storage.begin() as session:
-        stored = dataset.add_photo(session, encode(drawn_cat(100, 80, seed=7)[0]), "from-dataset.png")
+        stored = intake.add_photo(session, encode(drawn_cat(100, 80, seed=7)[0]), "from-dataset.png")
     app = open_try_page()
     app.file_uploader(key="try_uploads").set_value([
         ("a.png", encode(drawn_cat(seed=2)[0]), "image/png"),
@@ -117,19 +121,12 @@ def test_first_start_splashes_with_the_starter_model(catseg_home, model_calls):
     assert app.selectbox(key="try_model").value == "starter"
     assert app.metric[0].label == "IoU on unseen photos"
     assert any("Scores on photos it never saw" in markdown.value for markdown in app.markdown)  # the card
-    photo, _ = drawn_cat(160, 120, seed=3)
-    app.file_uploader(key="try_uploads").set_value(("first.png", encode(photo), "image/png"))
-    app.run()
-    assert not app.exception
-    assert len(model_calls) == 1
-    assert [image.captions[0] for image in app.image] == ["Original", "Grey"]
-    result = app.image[1]
-    assert result.value[0]  # a picture was drawn
-    assert app.download_button(key="try_download_0").label == "Download first.jpg"
+    upload_one_and_see_it_splashed(app, model_calls, "first", drawn_cat(160, 120, seed=3)[0])
+    assert app.image[1].value[0]  # a picture was drawn
 
 
 def test_a_fine_tune_below_the_starter_is_offered_but_the_starter_is_preselected(catseg_home):
-    from test_predictor import register_fine_tune
+    from conftest import register_fine_tune
 
     worse = register_fine_tune(starting_val_iou=0.80, val_iou=0.70, name="worse")
     app = open_try_page()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catseg.inference import letterbox
 from catseg.pipeline import (
-    AUGMENT_DRAWS, augment_arrays, augment_example, letterbox, load_examples, make_batches, make_dataset,
-    split_indices,
+    AUGMENT_DRAWS, augment_arrays, augment_example, load_examples, make_dataset, split_indices,
 )
 
 
@@ -68,7 +68,7 @@ def test_load_examples_rejects_mismatched_and_missing_files(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="not found"):
         load_examples([(tmp_path / "cat.png", tmp_path / "missing.png")], 32)
     (tmp_path / "broken.jpg").write_bytes(b"not a picture")
-    with pytest.raises(ValueError, match="Cannot read"):
+    with pytest.raises(ValueError, match="not a photo we can read"):
         load_examples([(tmp_path / "broken.jpg", tmp_path / "rotated_mask.png")], 32)
 
 
@@ -169,14 +169,15 @@ def test_make_dataset_batches_aligned_examples() -> None:
     np.testing.assert_array_equal(batch_masks.numpy(), masks.astype(np.float32))
 
 
-def test_make_batches_feeds_any_backend_the_same_aligned_examples() -> None:
+def test_the_pydataset_feeds_any_backend_the_same_aligned_examples() -> None:
     # The PyDataset path (JAX or PyTorch backends, where there is no tf.data) is tested here on
     # TensorFlow: it is plain numpy + OpenCV, so the backend does not change what it yields.
     examples = [_disc_example(centre=(16 + 4 * index, 30), radius=8 + index) for index in range(6)]
     images = np.stack([photo for photo, _ in examples])
     masks = np.stack([mask for _, mask in examples])
 
-    batches = make_batches(images, masks, batch_size=4, training=True, augment=True, seed=1, workers=2)
+    batches = make_dataset(images, masks, batch_size=4, training=True, augment=True, seed=1, kind="pydataset",
+                           workers=2)
     assert len(batches) == 2
     first_epoch = [batches[index] for index in range(len(batches))]
     assert [photos.shape[0] for photos, _ in first_epoch] == [4, 2]
@@ -191,16 +192,17 @@ def test_make_batches_feeds_any_backend_the_same_aligned_examples() -> None:
             moved += min(_iou(mask[..., 0] > 0.5, original[..., 0] > 0) for original in masks) < 0.9
     assert moved >= 3, "training batches should be augmented"
 
-    again = make_batches(images, masks, batch_size=4, training=True, augment=True, seed=1, workers=2)
+    again = make_dataset(images, masks, batch_size=4, training=True, augment=True, seed=1, kind="pydataset",
+                         workers=2)
     np.testing.assert_array_equal(first_epoch[0][0], again[0][0])  # fixed by the seed
     batches.on_epoch_end()
     assert not np.array_equal(first_epoch[0][0], batches[0][0]), "each epoch draws new order and transforms"
 
-    photos, batch_masks = make_batches(images, masks, batch_size=6, training=False)[0]
+    photos, batch_masks = make_dataset(images, masks, batch_size=6, training=False, kind="pydataset")[0]
     np.testing.assert_allclose(photos, images / 255.0, atol=1e-6)  # validation: in order, untouched
     np.testing.assert_array_equal(batch_masks, masks.astype(np.float32))
     with pytest.raises(ValueError, match="masks must have shape"):
-        make_batches(images, masks[..., 0], 2, training=True)
+        make_dataset(images, masks[..., 0], 2, training=True, kind="pydataset")
 
 
 def test_make_dataset_uses_the_pydataset_without_tensorflow_backend(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,6 +220,8 @@ def test_make_dataset_rejects_bad_arrays() -> None:
         make_dataset(images, np.zeros((2, 32, 32), np.uint8), 2, training=True)
     with pytest.raises(ValueError, match="uint8"):
         make_dataset(images.astype(np.float32), np.zeros((2, 32, 32, 1), np.uint8), 2, training=True)
+    with pytest.raises(ValueError, match="Unknown kind"):
+        make_dataset(images, np.zeros((2, 32, 32, 1), np.uint8), 2, training=True, kind="numpy")
 
 
 def test_split_is_fixed_by_the_seed() -> None:

@@ -1,4 +1,4 @@
-"""catseg.predictor: finding a model version, predicting and colour-splashing files end to end.
+"""catseg.registry, catseg.prediction and catseg.evaluation: find a model version, predict, write files, score.
 
 The "model" is a one-layer Keras network whose answer we control: it calls a pixel cat when
 its red channel is high, so the orange cat of `drawn_cat` is found and the noise is not.
@@ -11,74 +11,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import storage
-from catseg import predictor as predictor_module
+from catseg import registry
 from catseg.compositing import SplashSettings
+from catseg.evaluation import evaluate_folder
 from catseg.masks import iou
-from catseg.predictor import Predictor, evaluate_folder, resolve_model, splash_file, write_mask
-from conftest import drawn_cat, encode
-
-TINY_SIZE = 64
-
-
-def build_red_detector(size: int = TINY_SIZE):
-    """probability = sigmoid(40 * red - 28): about 1 for red >= 0.8 (the orange cat), 0 for red <= 0.5."""
-    import keras
-
-    inputs = keras.Input((size, size, 3), name="photo")
-    layer = keras.layers.Conv2D(1, 1, activation="sigmoid", name="cat_probability")
-    outputs = layer(inputs)
-    layer.set_weights([np.array([40.0, 0.0, 0.0], dtype=np.float32).reshape(1, 1, 3, 1),
-                       np.array([-28.0], dtype=np.float32)])
-    return keras.Model(inputs, outputs)
-
-
-def save_tiny_model(directory, size: int = TINY_SIZE):
-    """Save the red detector as a catseg model version folder (model.keras + card.json)."""
-    from catseg.config import ModelConfig, TrainConfig
-    from catseg.models import save_model_version
-
-    return save_model_version(build_red_detector(size), ModelConfig(image_size=size), TrainConfig(),
-                              {"val_iou": 0.9}, directory)
-
-
-def register_tiny_model(val_iou: float = 0.9, name: str = "v1", run_id: int | None = None):
-    """Save the red detector under CATSEG_HOME and register it as a model version; returns its view."""
-    from storage import runs
-
-    directory = save_tiny_model(runs.models_folder() / name)
-    with storage.begin() as session:
-        return runs.add_model_version(session, run_id, "tiny", directory, "unet", TINY_SIZE, val_iou, {})
-
-
-def register_fine_tune(starting_val_iou: float, val_iou: float, name: str, initial_model: str = "starter"):
-    """A finished fine-tune run from `initial_model` scored `starting_val_iou` before training, and its version."""
-    from catseg.config import ModelConfig, TrainConfig
-    from storage import runs
-
-    with storage.begin() as session:
-        run = runs.create_run(session, ModelConfig().to_dict(), TrainConfig().to_dict(), [1, 2, 3], [4], initial_model)
-        runs.record_starting_score(session, run.id, starting_val_iou)
-        runs.finish_run(session, run.id, "finished")
-        run_id = run.id
-    return register_tiny_model(val_iou, name, run_id)
-
-
-@pytest.fixture
-def tiny_version(catseg_home):
-    return register_tiny_model()
-
-
-@pytest.fixture
-def tiny_predictor(tiny_version):
-    return Predictor(tiny_version.directory)
-
+from catseg.prediction import Predictor, splash_file, write_mask
+from catseg.registry import NoModelYet, resolve_model
+from conftest import (TINY_SIZE, drawn_cat, encode, register_fine_tune, register_tiny_model, save_tiny_model,
+                      write_tutorial_folder)
 
 # --- resolve_model -----------------------------------------------------------------------
 
 def test_resolve_model_without_versions_says_how_to_train(catseg_home, no_starter):
     for spec in (None, "best"):
-        with pytest.raises(ValueError, match="No trained model yet: train one on the Train page"):
+        with pytest.raises(NoModelYet, match="No trained model yet: train one on the Train page"):
             resolve_model(spec)
 
 
@@ -119,9 +65,9 @@ def test_starter_model_is_the_fallback_until_a_model_is_trained(catseg_home, tmp
     monkeypatch.setenv("CATSEG_STARTER_MODEL", str(starter))
     with pytest.raises(ValueError, match="The starter model is not installed"):
         resolve_model("starter")
-    assert not predictor_module.starter_model_available()
+    assert not registry.starter_model_available()
     save_tiny_model(starter)
-    assert predictor_module.starter_model_available()
+    assert registry.starter_model_available()
     assert resolve_model("starter") == starter
     assert resolve_model(None) == starter  # nothing trained yet: the starter
     with pytest.raises(ValueError, match="No trained model yet"):
@@ -148,7 +94,33 @@ def test_a_fine_tune_that_ended_below_the_starter_does_not_replace_it(catseg_hom
 
 def test_the_shipped_starter_folder_is_the_default(monkeypatch):
     monkeypatch.delenv("CATSEG_STARTER_MODEL", raising=False)
-    assert predictor_module.starter_model_directory() == predictor_module.SHIPPED_STARTER_DIRECTORY
+    assert registry.starter_model_directory() == registry.SHIPPED_STARTER_DIRECTORY
+
+
+def test_model_summary_reads_a_card_as_facts(tmp_path):
+    import json
+
+    from catseg.config import ModelConfig
+    from catseg.models import CARD_FILENAME
+    from catseg.registry import TrainingSet, UnseenScore, model_summary
+
+    plain = model_summary(save_tiny_model(tmp_path / "plain"))
+    assert plain.validation_iou == pytest.approx(0.9) and plain.image_size == TINY_SIZE
+    assert plain.architecture == ModelConfig().architecture
+    assert plain.unseen_iou is None and plain.training_data == plain.unseen_scores == plain.limits == ()
+    directory = save_tiny_model(tmp_path / "described")
+    card_path = directory / CARD_FILENAME
+    about = {"data": [{"name": "cats", "photos": 10, "licence": "CC0"}],
+             "evaluation": [{"name": "a", "photos": 1, "iou_mean": 0.5}, {"name": "b", "photos": 3, "iou_mean": 0.9}],
+             "limits": ["small cats"]}
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text(encoding="utf-8")), "about": about}),
+                         encoding="utf-8")
+    summary = model_summary(directory)
+    assert summary.training_data == (TrainingSet(name="cats", photos=10, licence="CC0"),)
+    assert summary.unseen_scores == (UnseenScore(name="a", photos=1, iou_mean=0.5),
+                                     UnseenScore(name="b", photos=3, iou_mean=0.9))
+    assert summary.unseen_iou == pytest.approx((0.5 + 3 * 0.9) / 4)  # weighted by photos
+    assert summary.limits == ("small cats",)
 
 
 # --- prediction and files ----------------------------------------------------------------
@@ -166,7 +138,7 @@ def test_a_card_may_name_its_own_test_time_scales(tmp_path):
     import json
 
     from catseg.models import CARD_FILENAME
-    from catseg.predictor import scaled_input_sizes
+    from catseg.prediction import scaled_input_sizes
 
     assert scaled_input_sizes(160, (1.0, 1.25, 1.5)) == (160, 192, 256)
     assert scaled_input_sizes(160, (0.8, 1.0, 1.25)) == (160, 128, 192)
@@ -257,13 +229,7 @@ def test_non_image_gives_a_clear_error_naming_the_file(tiny_predictor, tmp_path)
 
 
 def test_evaluate_folder_scores_a_tutorial_layout(tiny_predictor, tmp_path):
-    folder = tmp_path / "data"
-    (folder / "input").mkdir(parents=True)
-    (folder / "mask").mkdir()
-    for index in range(3):
-        photo, mask = drawn_cat(120, 90, seed=10 + index)
-        (folder / "input" / f"c{index}.png").write_bytes(encode(photo))
-        (folder / "mask" / f"mask_c{index}.png").write_bytes(encode(mask))
+    folder = write_tutorial_folder(tmp_path / "data", 3)
     result = evaluate_folder(tiny_predictor, folder)
     assert result.photos == 3
     assert 0.85 < result.iou_mean <= 1.0 and 0.85 < result.iou_pooled <= 1.0 and result.dice_mean >= result.iou_mean

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import storage
-from catseg.dataset_io import export_dataset, import_path, parse_yolo_label, polygons_to_mask
-from catseg.masks import iou
+from catseg.dataset_export import export_dataset
+from catseg.dataset_io import import_path, parse_yolo_label
+from catseg.masks import iou, polygons_to_mask
 from storage import dataset
 from conftest import SHARED_DATA, run_cli
 

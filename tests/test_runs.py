@@ -13,36 +13,15 @@ from datetime import timedelta
 import pytest
 
 import storage
+from catseg import intake
 from catseg.config import ModelConfig, TrainConfig
-from catseg.runs import reap_dead_runs, run_minutes, start_run, stop_run
+from catseg.runs import reap_dead_runs, run_minutes, run_progress, start_run, stop_run
 from storage import dataset, runs
 from storage.models import utc_now
-from conftest import drawn_cat, encode
+from conftest import add_labelled, drawn_cat, encode, run_status, wait_for
 
 TINY_MODEL = ModelConfig(architecture="unet", image_size=32, base_filters=4)
 TINY_TRAINING = TrainConfig(epochs=200, batch_size=2, max_seconds=120, learning_rate=1e-3)
-
-
-def add_labelled(count=6):
-    with storage.begin() as session:
-        for index in range(count):
-            photo, mask = drawn_cat(64, 48, seed=index)
-            dataset.add_photo(session, encode(photo), f"{index}.png", mask=mask)
-
-
-def wait_for(condition, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def run_status(run_id):
-    with storage.begin() as session:
-        return runs.run_view(session, run_id)
 
 
 @pytest.mark.both_databases
@@ -152,7 +131,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
 def test_a_fine_tune_of_the_starter_is_recorded_as_such_however_it_is_named(catseg_home, tmp_path, monkeypatch):
     """The Try page judges fine-tunes of the starter against it, so every spelling must be recognised."""
     from catseg.runs import plan_run
-    from test_predictor import save_tiny_model
+    from conftest import save_tiny_model
 
     starter = save_tiny_model(tmp_path / "starter_model")
     monkeypatch.setenv("CATSEG_STARTER_MODEL", str(starter))
@@ -164,13 +143,40 @@ def test_a_fine_tune_of_the_starter_is_recorded_as_such_however_it_is_named(cats
             runs.finish_run(session, run_id, "stopped")
 
 
+def running_view(**changes) -> runs.RunView:
+    """A run in progress at epoch 4 of its default recipe, batch 0 of 8, as the pages read it."""
+    started = utc_now()
+    view = runs.RunView(
+        id=1, status="running", created_at=started, started_at=started, finished_at=None, heartbeat_at=None,
+        process_id=None, stop_requested=False, model_config={}, train_config={}, epoch=4, batch=0,
+        batches_per_epoch=8, best_val_iou=None, best_epoch=None, seconds=None, error=None, train_count=10,
+        validation_count=3, initial_model=None,
+    )
+    return dataclasses.replace(view, **changes)
+
+
 def test_run_minutes_count_the_time_so_far_until_the_run_records_its_own():
     started = utc_now() - timedelta(minutes=3)
-    running = runs.RunView(1, "running", started, started, None, None, None, False, {}, {}, 4, 0, 8, None, None,
-                           None, None, 10, 3, None)
+    running = running_view(created_at=started, started_at=started)
     assert 2.9 < run_minutes(running) < 3.5  # the Train page's table keeps up while it runs
     assert run_minutes(dataclasses.replace(running, status="finished", seconds=90.0)) == 1.5
     assert run_minutes(dataclasses.replace(running, status="starting", started_at=None)) == 0.0
+
+
+def test_run_progress_counts_epochs_or_the_time_budget_whichever_is_further():
+    recipe = TrainConfig(epochs=10, max_seconds=None).to_dict()
+    loading = run_progress(running_view(batches_per_epoch=0, train_config=recipe), [])
+    assert loading.loading and loading.fraction == 0.0 and loading.seconds_left is None
+    by_epochs = run_progress(running_view(epoch=4, batch=4, train_config=recipe), [{"seconds": 30.0}] * 4)
+    assert not by_epochs.loading
+    assert (by_epochs.epoch, by_epochs.epochs, by_epochs.batch, by_epochs.batches_per_epoch) == (5, 10, 4, 8)
+    assert by_epochs.fraction == pytest.approx(0.45)
+    assert by_epochs.seconds_left == pytest.approx(120.0 * 0.55 / 0.45)
+    budget = TrainConfig(epochs=10, max_seconds=600).to_dict()
+    by_time = run_progress(running_view(epoch=0, batch=1, train_config=budget,
+                                        started_at=utc_now() - timedelta(seconds=300)), [])
+    assert by_time.fraction == pytest.approx(0.5, abs=0.01)  # half the time budget beats one batch of 80
+    assert by_time.seconds_left == pytest.approx(300, rel=0.05)
 
 
 @pytest.mark.both_databases
@@ -181,7 +187,7 @@ def test_a_run_can_show_some_photos_more_often(catseg_home):
     with storage.begin() as session:
         for index in range(8):
             photo, mask = drawn_cat(64, 48, seed=index)
-            dataset.add_photo(session, encode(photo), f"{'cat' if index % 2 else 'dog'}.{index}.png", mask=mask)
+            intake.add_photo(session, encode(photo), f"{'cat' if index % 2 else 'dog'}.{index}.png", mask=mask)
     plain = plan_run(TINY_MODEL, TINY_TRAINING)
     with storage.begin() as session:
         plain_view = runs.get_run(session, plain)
@@ -201,7 +207,7 @@ def test_a_run_can_show_some_photos_more_often(catseg_home):
 
 @pytest.mark.both_databases
 def test_the_pretrained_network_is_a_start_recorded_by_name(catseg_home):
-    from catseg.predictor import PRETRAINED_DIRECTORY
+    from catseg.registry import PRETRAINED_DIRECTORY
     from catseg.runs import plan_run
 
     add_labelled(4)

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from catseg.evaluation import evaluate_folder
 from catseg.models import CARD_FILENAME, MODEL_FILENAME, read_card
-from catseg.predictor import SHIPPED_STARTER_DIRECTORY, Predictor, evaluate_folder, model_summary
+from catseg.prediction import Predictor
+from catseg.registry import SHIPPED_STARTER_DIRECTORY, model_summary
 from conftest import REPOSITORY_ROOT, SHARED_DATA, drawn_cat
 
 FERAL_VALID = SHARED_DATA / "feral-cats" / "valid"

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 import storage
+from catseg import intake
 from storage import dataset, runs
 from storage.models import utc_now
 from conftest import drawn_cat, encode
@@ -27,7 +28,7 @@ def files_under(home):
 def test_add_photo_stores_files_named_by_hash(catseg_home):
     photo, mask = drawn_cat()
     with storage.begin() as session:
-        row = dataset.add_photo(session, encode(photo), "My Cat (1).png", mask=mask)
+        row = intake.add_photo(session, encode(photo), "My Cat (1).png", mask=mask)
         photo_id, digest = row.id, row.content_hash
     names = files_under(catseg_home)
     assert f"photos/{digest[:2]}/{digest}.png" in names
@@ -39,13 +40,22 @@ def test_add_photo_stores_files_named_by_hash(catseg_home):
         assert dataset.counts(session) == dataset.DatasetCounts(images=1, labelled=1)
 
 
+def test_an_upright_jpeg_is_stored_byte_for_byte(catseg_home):
+    photo, _ = drawn_cat()
+    data = encode(photo, "JPEG", quality=90)
+    with storage.begin() as session:
+        row = intake.add_photo(session, data, "cat.jpg")
+        stored = dataset.photo_path(row)
+    assert stored.suffix == ".jpg" and stored.read_bytes() == data
+
+
 def test_the_same_photo_twice_is_a_duplicate(catseg_home):
     photo, _ = drawn_cat()
     with storage.begin() as session:
-        first = dataset.add_photo(session, encode(photo), "a.png").id
+        first = intake.add_photo(session, encode(photo), "a.png").id
     with pytest.raises(dataset.DuplicatePhoto) as error:
         with storage.begin() as session:
-            dataset.add_photo(session, encode(photo), "b.png")
+            intake.add_photo(session, encode(photo), "b.png")
     assert error.value.existing_id == first and "b.png" in str(error.value)
     with storage.begin() as session:
         assert dataset.counts(session).images == 1
@@ -55,7 +65,7 @@ def test_rollback_leaves_no_files(catseg_home):
     photo, mask = drawn_cat()
     with pytest.raises(RuntimeError):
         with storage.begin() as session:
-            dataset.add_photo(session, encode(photo), "a.png", mask=mask)
+            intake.add_photo(session, encode(photo), "a.png", mask=mask)
             raise RuntimeError("power cut")
     assert files_under(catseg_home) == []
     with storage.begin() as session:
@@ -66,18 +76,18 @@ def test_bad_mask_size_adds_nothing(catseg_home):
     photo, _ = drawn_cat(120, 90)
     with pytest.raises(ValueError, match="mask is 10x10 but the photo is 120x90"):
         with storage.begin() as session:
-            dataset.add_photo(session, encode(photo), "a.png", mask=np.zeros((10, 10), np.uint8))
+            intake.add_photo(session, encode(photo), "a.png", mask=np.zeros((10, 10), np.uint8))
     assert files_under(catseg_home) == []
 
 
 def test_mask_revisions_undo_and_delete(catseg_home):
     photo, mask = drawn_cat()
     with storage.begin() as session:
-        photo_id = dataset.add_photo(session, encode(photo), "a.png", mask=mask).id
+        photo_id = intake.add_photo(session, encode(photo), "a.png", mask=mask).id
     painted = np.zeros_like(mask)
     painted[:10, :10] = 255
     with storage.begin() as session:
-        dataset.save_mask(session, photo_id, painted, "painted")
+        intake.save_mask(session, photo_id, painted, "painted")
     with storage.begin() as session:
         assert np.array_equal(dataset.load_mask(session, photo_id), painted)
         assert dataset.summary(session, photo_id).mask_source == "painted"
@@ -95,7 +105,7 @@ def test_mask_revisions_undo_and_delete(catseg_home):
 def test_undo_of_a_delete_that_rolls_back_keeps_files(catseg_home):
     photo, mask = drawn_cat()
     with storage.begin() as session:
-        photo_id = dataset.add_photo(session, encode(photo), "a.png", mask=mask).id
+        photo_id = intake.add_photo(session, encode(photo), "a.png", mask=mask).id
     before = files_under(catseg_home)
     with pytest.raises(RuntimeError):
         with storage.begin() as session:
@@ -110,7 +120,7 @@ def test_filters_and_paging(catseg_home):
     with storage.begin() as session:
         for index in range(7):
             photo, mask = drawn_cat(seed=index)
-            dataset.add_photo(session, encode(photo), f"{index}.png", mask=mask if index % 2 == 0 else None)
+            intake.add_photo(session, encode(photo), f"{index}.png", mask=mask if index % 2 == 0 else None)
     with storage.begin() as session:
         assert dataset.count_filtered(session, "labelled") == 4
         assert dataset.count_filtered(session, "unlabelled") == 3
@@ -173,7 +183,7 @@ def test_database_url_overrides_the_database(catseg_home, tmp_path, monkeypatch)
     other = tmp_path / "elsewhere.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{other}")
     with storage.begin() as session:
-        dataset.add_photo(session, encode(drawn_cat()[0]), "a.png")
+        intake.add_photo(session, encode(drawn_cat()[0]), "a.png")
     assert other.exists()
     assert not (catseg_home / "catseg.sqlite3").exists()
 

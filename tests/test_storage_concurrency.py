@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import storage
-from catseg.images import read_photo_file
+from catseg import intake
 from storage import dataset, runs
+from storage.files import read_image
 from conftest import REPOSITORY_ROOT, drawn_cat, encode
 from storage_writers import BATCHES_PER_FLUSH, writer_mask
 
@@ -64,7 +65,7 @@ def finish(processes: dict[str, subprocess.Popen], start_folder: Path) -> dict[s
 
 def test_two_labellers_and_a_training_run_write_at_once_and_nothing_is_lost(catseg_home, tmp_path):
     with storage.begin() as session:
-        photo_ids = [dataset.add_photo(session, encode(drawn_cat(64, 48, seed=seed)[0]), f"{seed}.png").id
+        photo_ids = [intake.add_photo(session, encode(drawn_cat(64, 48, seed=seed)[0]), f"{seed}.png").id
                      for seed in range(4)]
     storage.dispose_all()  # the children open their own connections
     start_folder = tmp_path / "start"
@@ -90,7 +91,7 @@ def test_two_labellers_and_a_training_run_write_at_once_and_nothing_is_lost(cats
             photo = dataset.get_photo(session, photo_id)
             assert revision.photo_id == photo_id
             assert dataset.mask_thumbnail_path(revision).is_file()
-            stored = read_photo_file(dataset.mask_path(revision))[..., 0]
+            stored = read_image(dataset.mask_path(revision), "L")
             assert np.array_equal(stored, writer_mask(photo.width, photo.height, writer, index)), revision_id
 
         run = results["run"]

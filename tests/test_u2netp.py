@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 
 from catseg.config import ModelConfig
-from catseg.models import (
-    CARD_FILENAME,
-    MODEL_FILENAME,
-    at_input_size,
-    build_model,
-    build_u2netp,
-    load_model_version,
-    with_side_outputs,
-)
-from catseg.predictor import PRETRAINED_DIRECTORY, Predictor, resolve_model
+from catseg.models import CARD_FILENAME, MODEL_FILENAME, at_input_size, build_model, load_model_version
+from catseg.prediction import Predictor
+from catseg.registry import PRETRAINED_DIRECTORY, resolve_model
+from catseg.u2netp import build_u2netp, with_side_outputs
 from conftest import REPOSITORY_ROOT, drawn_cat
 
 U2NETP_PARAMETERS = 1_125_485  # the reference PyTorch U2NETP with batch norm folded into the biases
