@@ -1,9 +1,10 @@
 """Which input sizes to average at inference: mean per-photo IoU of a model for sets of scales.
 
 Every set runs the photo (with and without its mirror image) at each scale (x the model's
-input size, rounded to a multiple of 32) through ``Predictor``, as the app does. Pick scales on a training
-run's own hold-out (``--run-id``: its validation photos, from $CATSEG_HOME), not on the
-photos you report scores on. Prints one JSON object.
+input size, rounded to a multiple of 32) through ``Predictor``, as the app does. Pick scales on a
+training run's own hold-out (``--run-id``: its validation photos, from $CATSEG_HOME), not on
+the photos you report scores on; then time the choice with bench/splash_speed.py. Prints one
+JSON object.
 
     CATSEG_HOME=/tmp/starter-home .venv/bin/python bench/inference_scales.py --model 3 --run-id 3
     .venv/bin/python bench/inference_scales.py --model starter --data ../shared/data/feral-cats/valid
@@ -13,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import _common  # noqa: F401  (puts the repository on sys.path)
 
 SCALE_SETS = ((1.0,), (1.0, 1.25), (1.0, 1.5), (1.0, 1.25, 1.5), (1.0, 1.25, 1.5, 1.75),
               (0.8, 1.0, 1.25), (0.8, 1.0, 1.25, 1.5))
@@ -53,7 +52,8 @@ def main() -> None:
     arguments = parser.parse_args()
 
     from catseg.masks import iou
-    from catseg.predictor import Predictor, resolve_model
+    from catseg.prediction import Predictor
+    from catseg.registry import resolve_model
 
     pairs = run_hold_out(arguments.run_id) if arguments.run_id is not None else folder_pairs(arguments.data)
     directory = resolve_model(arguments.model)

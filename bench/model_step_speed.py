@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import _common  # noqa: F401  (puts the repository on sys.path)
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -29,7 +26,8 @@ def photos_per_second(architecture: str, size: int, batch: int, steps: int, prec
     import tensorflow as tf
 
     from catseg.config import ModelConfig
-    from catseg.models import build_model, compile_model, with_side_outputs
+    from catseg.models import build_model, compile_model
+    from catseg.u2netp import with_side_outputs
 
     keras.mixed_precision.set_global_policy(precision)
     try:
