@@ -19,6 +19,9 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # at a higher rate undoes what the model already knows faster than it learns the new photos
 # (the measurements are in docs/benchmarks.md).
 FINE_TUNE_LEARNING_RATE = 3e-5
+# A fine-tune's learning rate rises from almost nothing to its peak over this many first epochs
+# (see catseg.training: a trained network is not jolted by the optimiser's first steps).
+FINE_TUNE_WARMUP_EPOCHS = 3
 
 _Config = TypeVar("_Config", "ModelConfig", "TrainConfig")
 

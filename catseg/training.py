@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from catseg.config import ModelConfig, TrainConfig
+from catseg.config import FINE_TUNE_WARMUP_EPOCHS, ModelConfig, TrainConfig
 from catseg.pipeline import PathLike, load_examples, make_dataset
 
 OnBatch = Callable[[int, int, int, float], None]
@@ -75,8 +75,12 @@ def _make_control_callback(
     on_batch: OnBatch | None,
     on_epoch: OnEpoch | None,
     should_stop: ShouldStop | None,
+    warmup_batches: int = 0,
 ) -> Any:
     """One Keras callback for schedule, time budget, stop requests, best weights and hooks.
+
+    warmup_batches: the learning rate rises linearly to its scheduled value over this many
+    first batches (0: no warm-up).
 
     Kept in one place so the order of these decisions is explicit.
     """
@@ -108,11 +112,16 @@ def _make_control_callback(
             return min(1.0, max(by_steps, by_time))
 
         def _set_learning_rate(self, epoch: int, batch: int) -> None:
-            if train_config.learning_rate_schedule != "cosine":
+            cosine = train_config.learning_rate_schedule == "cosine"
+            if not cosine and not warmup_batches:
                 return
-            progress = self._progress(epoch, batch)
-            # Floor at 1% of the peak: the last epochs still polish a little.
-            factor = 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
+            factor = 1.0
+            if cosine:
+                # Floor at 1% of the peak: the last epochs still polish a little.
+                factor = 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * self._progress(epoch, batch)))
+            step = epoch * batches_per_epoch + batch
+            if step < warmup_batches:
+                factor *= (step + 1) / warmup_batches
             self.model.optimizer.learning_rate.assign(train_config.learning_rate * factor)
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -275,8 +284,13 @@ def train(
             if on_start is not None:
                 on_start(starting_metrics)
 
+        # Adam's first steps move every weight by about the full learning rate, whatever its
+        # gradient: harmless on random weights, but on a trained network that jolt undoes what it
+        # knows before the run has learnt anything, so a fine-tune eases in.
+        warmup_batches = FINE_TUNE_WARMUP_EPOCHS * batches_per_epoch if initial_model_directory is not None else 0
         control = _make_control_callback(
-            train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop
+            train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop,
+            warmup_batches,
         )
         fit_model.fit(
             train_dataset,

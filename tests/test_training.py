@@ -150,6 +150,21 @@ def test_fine_tuning_starts_from_a_saved_version(disc_pairs, tmp_path: Path) -> 
               initial_model_directory=tmp_path / "v1")
 
 
+def test_a_fine_tune_eases_in_its_learning_rate_and_a_run_from_random_weights_does_not(disc_pairs, tmp_path: Path) -> None:
+    from catseg.config import FINE_TUNE_WARMUP_EPOCHS
+
+    train_pairs, val_pairs = disc_pairs
+    steady = TrainConfig(epochs=FINE_TUNE_WARMUP_EPOCHS + 1, batch_size=8, learning_rate=1e-3, augment=False,
+                         learning_rate_schedule="constant", max_seconds=None)
+    scratch = train(MODEL_CONFIG, steady, train_pairs, val_pairs)
+    assert scratch.history["learning_rate"] == pytest.approx([1e-3] * (FINE_TUNE_WARMUP_EPOCHS + 1))
+    save_model_version(scratch.model, scratch.model_config, steady, scratch.best_metrics, tmp_path / "v1")
+    tuned = train(None, steady, train_pairs, val_pairs, initial_model_directory=tmp_path / "v1")
+    # The rate at the end of each epoch: a straight rise to the peak over the warm-up epochs, then the peak.
+    rising = [1e-3 * (epoch + 1) / FINE_TUNE_WARMUP_EPOCHS for epoch in range(FINE_TUNE_WARMUP_EPOCHS)]
+    assert tuned.history["learning_rate"] == pytest.approx(rising + [1e-3])
+
+
 def test_fine_tuning_keeps_batch_norm_fixed_unless_asked(disc_pairs, tmp_path: Path) -> None:
     import keras
 
