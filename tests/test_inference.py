@@ -106,8 +106,7 @@ class FakeModel:
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []
 
-    def __call__(self, batch: np.ndarray, training: bool = False) -> np.ndarray:
-        assert training is False
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
         self.batch_sizes.append(batch.shape[0])
         return (batch[..., :1] > 0.5).astype(np.float32)
 
@@ -157,7 +156,7 @@ def test_predict_probability_with_a_tiny_keras_model():
 class LeftHalfModel(FakeModel):
     """Not mirror-symmetric: 'cat' only in the left half of its input."""
 
-    def __call__(self, batch: np.ndarray, training: bool = False) -> np.ndarray:
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
         output = np.zeros(batch.shape[:3] + (1,), np.float32)
         output[:, :, : batch.shape[2] // 2] = 1.0
         return output
