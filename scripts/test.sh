@@ -22,4 +22,5 @@ if [ -z "${CATSEG_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-exec bash scripts/postgres_for_tests.sh .venv/bin/python -m pytest -ra "$@"
+# Two workers (pytest-xdist): CI has two cores; pass -n 0 to run in one process.
+exec bash scripts/postgres_for_tests.sh .venv/bin/python -m pytest -ra -n 2 "$@"
