@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from catseg.compositing import SplashSettings, alpha_from_probability, composite, mask_from_alpha
-from catseg.images import decode_photo
+from catseg import images
 from catseg.inference import model_input_size, predict_probability_at_scales
 from storage.files import atomic_write
 
@@ -161,7 +161,7 @@ def read_photo(path: Path | str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    return decode_photo(path.read_bytes(), path.name).pixels
+    return images.read_photo(path)
 
 
 def _output_format(path: Path) -> str:
