@@ -58,6 +58,8 @@ def command_train(arguments: argparse.Namespace) -> int:
     summary = execute_run(run_id, announce)
     if arguments.json:
         print(json.dumps(summary))
+    elif summary["status"] == "failed":
+        print(f"Run #{run_id} failed. {summary.get('error', '')}", file=sys.stderr)
     else:
         print(f"Run #{run_id} {summary['status']}: best validation IoU {summary['best_val_iou']:.3f} at epoch "
               f"{summary['best_epoch']} of {summary['epochs']} in {summary['seconds']:.0f} s"
@@ -69,7 +71,7 @@ def command_train(arguments: argparse.Namespace) -> int:
                             "it may serve you better (unless it was trained on those photos)")
             print(f"Warning: no epoch beat the starting model on the validation photos; {default_note}. More labelled "
                   "photos or a lower learning rate may help.", file=sys.stderr)
-    return 0
+    return 1 if summary["status"] == "failed" else 0
 
 
 def command_train_worker(arguments: argparse.Namespace) -> int:

@@ -194,7 +194,7 @@ class _Reporter:
 
     def on_batch(self, epoch: int, batch: int, batches_per_epoch: int, loss: float) -> None:
         self.step += 1
-        self.pending.append((self.step, epoch + 1, loss if np.isfinite(loss) else float("nan")))
+        self.pending.append((self.step, epoch + 1, loss))
         if time.monotonic() - self.last_flush >= HEARTBEAT_SECONDS or batch + 1 == batches_per_epoch:
             self.flush(epoch, batch + 1)
 
@@ -227,6 +227,15 @@ class _Reporter:
             self.stop_requested = runs.heartbeat(session, self.run_id)
         if self.announce is not None:
             self.announce(epoch + 1, logs, seconds)
+
+
+def diverged_message(epoch: int, learning_rate: float, version) -> str:
+    """Why a run whose loss became NaN or infinite in `epoch` failed, and what was kept."""
+    kept = (f" The best epoch before that is kept as model version \"{version.name}\"." if version is not None
+            else " No epoch finished before that, so no model version was kept.")
+    return (f"Training diverged in epoch {epoch}: the loss stopped being a number, so the network's weights "
+            f"were no longer usable.{kept} Try again with a lower learning rate than {learning_rate:g} "
+            "(Advanced settings).")
 
 
 def execute_run(run_id: int, announce=None) -> dict:
@@ -285,16 +294,19 @@ def execute_run(run_id: int, announce=None) -> dict:
                     result.model_config.image_size, float(best.get("val_iou", float("nan"))),
                     {k: float(v) for k, v in best.items()},
                 )
-        status = "stopped" if result.stop_reason == "requested" else "finished"
+        status = {"requested": "stopped", "diverged": "failed"}.get(result.stop_reason, "finished")
+        error = diverged_message(result.epochs_run + 1, train_config.learning_rate, version) \
+            if result.stop_reason == "diverged" else None
         local_stop_request.clear()
         seconds = time.monotonic() - started
         with storage.begin() as session:
-            runs.finish_run(session, run_id, status, seconds=seconds)
+            runs.finish_run(session, run_id, status, error=error, seconds=seconds)
         return {
             "run_id": run_id, "model_id": version.id if version else None, "status": status,
             "stop_reason": result.stop_reason, "best_val_iou": float(best.get("val_iou", float("nan"))) if best else None,
             "best_epoch": int(best["epoch"]) + 1 if best else None, "epochs": result.epochs_run,
             "seconds": round(seconds, 1), "starting_val_iou": starting_val_iou,
+            **({"error": error} if error else {}),
         }
     except BaseException as error:
         message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -41,7 +41,8 @@ class TrainResult:
     history: per-epoch lists, e.g. {"loss": [...], "iou": [...], "val_loss": [...],
         "val_iou": [...], "learning_rate": [...]}.
     best_metrics: logs of the best epoch (highest val_iou) plus "epoch" (0-based).
-    stop_reason: "completed", "early_stopping", "time_budget" or "requested".
+    stop_reason: "completed", "early_stopping", "time_budget", "requested" or "diverged"
+        (the loss stopped being a finite number; the epochs before it are kept).
     starting_metrics: a fine-tune's starting model on the validation photos before
         training, {"val_loss", "val_iou"}; empty when training from random weights.
     """
@@ -132,8 +133,14 @@ def _make_control_callback(
             self._set_learning_rate(self.current_epoch, batch)
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            loss = float((logs or {}).get("loss", float("nan")))
+            if not math.isfinite(loss):
+                # Once the loss is NaN or infinite every later step is too: stop, keep the
+                # epochs before it, and say why.
+                self.stop_reason = "diverged"
+                self.model.stop_training = True
+                return
             if on_batch is not None:
-                loss = float((logs or {}).get("loss", float("nan")))
                 on_batch(self.current_epoch, batch, batches_per_epoch, loss)
             if should_stop is not None and should_stop():
                 self.stop_reason = "requested"
@@ -143,6 +150,8 @@ def _make_control_callback(
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if self.stop_reason == "diverged":
+                return  # its scores are NaN: neither a candidate for the best epoch nor a point on a chart
             logs = {key: float(value) for key, value in (logs or {}).items()}
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             logs["seconds"] = self.elapsed()

@@ -218,3 +218,27 @@ def test_the_pretrained_network_is_a_start_recorded_by_name(catseg_home):
             assert view.initial_model == "pretrained", spec
             assert view.model_config["architecture"] == "u2netp"
             runs.finish_run(session, run_id, "stopped")
+
+
+@pytest.mark.both_databases
+def test_a_diverged_run_fails_with_a_reason_instead_of_a_database_error(catseg_home):
+    import numpy as np
+
+    from catseg.models import build_model, save_model_version
+    from catseg.runs import execute_run, plan_run
+
+    add_labelled(4)
+    # A starting model whose weights are NaN: its loss is NaN from the first batch, as after a divergence.
+    broken = build_model(TINY_MODEL)
+    broken.set_weights([np.full_like(weight, np.nan) for weight in broken.get_weights()])
+    directory = save_model_version(broken, TINY_MODEL, TINY_TRAINING, {"val_iou": 0.5}, catseg_home / "broken")
+    run_id = plan_run(TINY_MODEL, dataclasses.replace(TINY_TRAINING, epochs=2, precision="float32"), str(directory))
+    summary = execute_run(run_id)
+    assert summary["status"] == "failed" and summary["stop_reason"] == "diverged"
+    assert summary["model_id"] is None
+    view = run_status(run_id)
+    assert view.status == "failed" and "diverged" in view.error and "lower learning rate" in view.error
+    assert "no model version was kept" in view.error
+    with storage.begin() as session:
+        assert runs.model_version_for_run(session, run_id) is None
+        assert all(np.isfinite(row["loss"]) for row in runs.batch_rows(session, run_id))

@@ -228,3 +228,29 @@ def test_auto_precision_picks_bfloat16_only_where_the_processor_has_it(monkeypat
     assert training.training_precision("mixed_bfloat16") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="Unknown precision"):
         TrainConfig(precision="float16")
+
+
+def test_a_run_whose_loss_turns_nan_stops_as_diverged_and_keeps_the_epochs_before(disc_pairs) -> None:
+    import keras
+
+    class BreakTheWeightsInEpochTwo(keras.callbacks.Callback):
+        """Stands in for a learning rate too high: a weight becomes NaN, so the loss does."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 1 and batch == 0:
+                weights = self.model.get_weights()
+                weights[-1] = np.full_like(weights[-1], np.nan)  # the last layer: nothing after it can hide a NaN
+                self.model.set_weights(weights)
+
+    train_pairs, val_pairs = disc_pairs
+    config = TrainConfig(epochs=4, batch_size=8, augment=False, max_seconds=None, precision="float32")
+    seen = []
+    result = train(MODEL_CONFIG, config, train_pairs, val_pairs, callbacks=[BreakTheWeightsInEpochTwo()],
+                   on_batch=lambda epoch, batch, per_epoch, loss: seen.append(loss))
+    assert result.stop_reason == "diverged", (seen, result.history)
+    assert result.epochs_run == 1 and result.best_metrics["epoch"] == 0  # only the finished, finite epoch counts
+    assert seen and all(np.isfinite(seen))  # a NaN loss is never reported as a point on the chart
+    assert all(np.isfinite(weight).all() for weight in result.model.get_weights())  # epoch 1's weights are back
