@@ -2,8 +2,7 @@
 
 The model sees square (size x size) inputs scaled to [0, 1]. A photo is
 brought to that size without distortion ("letterbox": scale the long side to
-size, pad the rest), or by a plain resize ("stretch", kept so a bench can
-compare the two). The predicted probability is then cropped and resized back
+size, pad the rest). The predicted probability is then cropped and resized back
 to the photo's full resolution.
 
 TensorFlow is never imported here: the Keras model object is passed in.
@@ -23,7 +22,6 @@ import numpy as np
 # One photo check for the whole library, so error messages read the same everywhere.
 from catseg.compositing import _check_photo
 
-FITS = ("letterbox", "stretch")
 PADDINGS = ("reflect", "constant")
 
 
@@ -33,8 +31,7 @@ class Letterbox:
 
     The photo (photo_height x photo_width) was resized to
     (resized_height x resized_width) and placed at (top, left) inside a
-    size x size square; the rest is padding. For fit="stretch" the resized
-    photo fills the whole square.
+    size x size square; the rest is padding.
     """
 
     size: int
@@ -44,11 +41,10 @@ class Letterbox:
     resized_width: int
     top: int
     left: int
-    fit: str = "letterbox"
 
     @property
     def scale(self) -> float:
-        """Model pixels per photo pixel along the long side (letterbox: both sides)."""
+        """Model pixels per photo pixel (the same along both sides)."""
         return max(self.resized_height, self.resized_width) / max(self.photo_height, self.photo_width)
 
 
@@ -58,16 +54,12 @@ def _check_size(size: Any) -> int:
     return int(size)
 
 
-def letterbox_geometry(photo_shape: Sequence[int], size: int, fit: str = "letterbox") -> Letterbox:
+def letterbox_geometry(photo_shape: Sequence[int], size: int) -> Letterbox:
     """Compute where a photo of photo_shape (H, W[, C]) goes in a size x size input."""
     size = _check_size(size)
-    if fit not in FITS:
-        raise ValueError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
     photo_height, photo_width = int(photo_shape[0]), int(photo_shape[1])
     if photo_height < 1 or photo_width < 1:
         raise ValueError(f"photo is empty (shape {tuple(photo_shape)})")
-    if fit == "stretch":
-        return Letterbox(size, photo_height, photo_width, size, size, 0, 0, fit)
     scale = size / max(photo_height, photo_width)
     # At least one pixel, so very thin photos still map to something.
     resized_height = min(size, max(1, round(photo_height * scale)))
@@ -75,17 +67,17 @@ def letterbox_geometry(photo_shape: Sequence[int], size: int, fit: str = "letter
     # Centre the photo so the padding (and any border effect of the model) is symmetric.
     top = (size - resized_height) // 2
     left = (size - resized_width) // 2
-    return Letterbox(size, photo_height, photo_width, resized_height, resized_width, top, left, fit)
+    return Letterbox(size, photo_height, photo_width, resized_height, resized_width, top, left)
 
 
-def letterbox(image: np.ndarray, size: int, fit: str = "letterbox", padding: str = "reflect") -> np.ndarray:
+def letterbox(image: np.ndarray, size: int, padding: str = "reflect") -> np.ndarray:
     """An (H, W) or (H, W, C) image brought to size x size as the model sees it, in training and here.
 
     The long side is scaled to size and the photo centred (``letterbox_geometry``);
     padding="reflect" mirrors the photo into the padding (BORDER_REFLECT_101: no hard
     border the model never saw), "constant" pads with black.
     """
-    return _place(image, letterbox_geometry(np.shape(image), size, fit), padding)
+    return _place(image, letterbox_geometry(np.shape(image), size), padding)
 
 
 def _place(image: np.ndarray, geometry: Letterbox, padding: str) -> np.ndarray:
@@ -106,11 +98,11 @@ def _place(image: np.ndarray, geometry: Letterbox, padding: str) -> np.ndarray:
 
 
 def prepare_input(
-    photo: np.ndarray, size: int, fit: str = "letterbox", padding: str = "reflect"
+    photo: np.ndarray, size: int, padding: str = "reflect"
 ) -> tuple[np.ndarray, Letterbox]:
     """Return (batch float32 (1, size, size, 3) in [0, 1], geometry) for one RGB uint8 photo (see ``letterbox``)."""
     _check_photo(photo)
-    geometry = letterbox_geometry(photo.shape, size, fit)
+    geometry = letterbox_geometry(photo.shape, size)
     batch = _place(photo, geometry, padding).astype(np.float32)[None] * np.float32(1.0 / 255.0)
     return batch, geometry
 
@@ -196,8 +188,7 @@ def _model_probabilities(model: Any, batch: np.ndarray) -> np.ndarray:
 
 
 def predict_probability(
-    model: Any, photo: np.ndarray, size: int | None = None, fit: str = "letterbox", padding: str = "reflect",
-    flip: bool = False,
+    model: Any, photo: np.ndarray, size: int | None = None, padding: str = "reflect", flip: bool = False,
 ) -> np.ndarray:
     """Return the cat probability (H, W) float32 in [0, 1] for one RGB uint8 photo.
 
@@ -205,7 +196,7 @@ def predict_probability(
         augmentation: one more model call at the model's small input size).
     """
     size = model_input_size(model) if size is None else _check_size(size)
-    batch, geometry = prepare_input(photo, size, fit=fit, padding=padding)
+    batch, geometry = prepare_input(photo, size, padding=padding)
     return restore_probability(_one_probability(model, batch, flip), geometry)
 
 
@@ -218,7 +209,7 @@ def _one_probability(model: Any, batch: np.ndarray, flip: bool) -> np.ndarray:
 
 
 def predict_probability_at_scales(
-    models: Sequence[Any], photo: np.ndarray, fit: str = "letterbox", padding: str = "reflect", flip: bool = False,
+    models: Sequence[Any], photo: np.ndarray, padding: str = "reflect", flip: bool = False,
 ) -> np.ndarray:
     """Average the cat probability (H, W) of one network run at several input sizes.
 
@@ -232,7 +223,7 @@ def predict_probability_at_scales(
         raise ValueError("predict_probability_at_scales needs at least one model")
     crops = []
     for model in models:
-        batch, geometry = prepare_input(photo, model_input_size(model), fit=fit, padding=padding)
+        batch, geometry = prepare_input(photo, model_input_size(model), padding=padding)
         crops.append(_crop_to_photo(_one_probability(model, batch, flip), geometry))
     height, width = max(crop.shape for crop in crops)
     average = np.mean([_resize_probability(crop, height, width) for crop in crops], axis=0)
@@ -245,7 +236,6 @@ def predict_probabilities(
     photos: Iterable[np.ndarray],
     batch_size: int = 8,
     size: int | None = None,
-    fit: str = "letterbox",
     padding: str = "reflect",
 ) -> list[np.ndarray]:
     """Return one (H, W) float32 probability map per photo (photos may differ in size)."""
@@ -262,7 +252,7 @@ def predict_probabilities(
         pending.clear()
 
     for photo in photos:
-        pending.append(prepare_input(photo, size, fit=fit, padding=padding))
+        pending.append(prepare_input(photo, size, padding=padding))
         if len(pending) == batch_size:
             flush()
     if pending:

@@ -107,7 +107,7 @@ class Predictor:
         # sees undistorted cats at inference too. Averaging the photo and its mirror at each
         # test-time scale costs more model calls at these small input sizes, and gains
         # mean IoU on unseen photos (see the starter's model card).
-        return predict_probability_at_scales(self._models, photo, fit="letterbox", flip=self._flip)
+        return predict_probability_at_scales(self._models, photo, flip=self._flip)
 
     @property
     def input_sizes(self) -> tuple[int, ...]:

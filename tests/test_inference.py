@@ -31,18 +31,17 @@ def intersection_over_union(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.logical_and(first, second).sum() / union) if union else 1.0
 
 
-@pytest.mark.parametrize("fit", ["letterbox", "stretch"])
 @pytest.mark.parametrize("shape", [(4000, 3000), (301, 999), (17, 40), (999, 301)])
-def test_round_trip_keeps_the_mask(shape, fit):
+def test_round_trip_keeps_the_mask(shape):
     """Push a known mask through the same resize the photo gets, then restore it."""
     height, width = shape
     photo, mask = ellipse_photo_and_mask(height, width)
     size = 128
-    batch, geometry = prepare_input(photo, size, fit=fit)
+    batch, geometry = prepare_input(photo, size)
     assert batch.shape == (1, size, size, 3) and batch.dtype == np.float32
     assert 0.0 <= batch.min() and batch.max() <= 1.0
     # The model's ideal answer: the mask, placed exactly where the photo was placed.
-    mask_batch, mask_geometry = prepare_input(np.repeat(mask[:, :, None], 3, axis=2), size, fit=fit)
+    mask_batch, mask_geometry = prepare_input(np.repeat(mask[:, :, None], 3, axis=2), size)
     assert mask_geometry == geometry
     probability = np.zeros((size, size), dtype=np.float32)
     window = (
@@ -61,8 +60,6 @@ def test_letterbox_keeps_aspect_ratio_and_centres():
     assert (geometry.resized_height, geometry.resized_width) == (77, 256)
     assert geometry.left == 0 and geometry.top == (256 - 77) // 2
     assert abs(geometry.scale - 256 / 999) < 1e-9
-    stretched = letterbox_geometry((301, 999), 256, fit="stretch")
-    assert (stretched.resized_height, stretched.resized_width, stretched.top, stretched.left) == (256, 256, 0, 0)
     tiny = letterbox_geometry((1, 500), 64)
     assert tiny.resized_height == 1 and tiny.resized_width == 64
 
@@ -70,7 +67,7 @@ def test_letterbox_keeps_aspect_ratio_and_centres():
 def test_letterbox_puts_the_photo_inside_and_pads_around_it():
     photo = np.full((50, 100, 3), 200, dtype=np.uint8)
     batch, geometry = prepare_input(photo, 64, padding="constant")
-    assert geometry == Letterbox(64, 50, 100, 32, 64, 16, 0, "letterbox")
+    assert geometry == Letterbox(64, 50, 100, 32, 64, 16, 0)
     image = batch[0]
     assert np.allclose(image[16:48], 200 / 255)
     assert np.all(image[:16] == 0) and np.all(image[48:] == 0)
@@ -81,8 +78,6 @@ def test_letterbox_puts_the_photo_inside_and_pads_around_it():
 
 def test_bad_arguments_raise_value_error():
     photo, _ = ellipse_photo_and_mask(20, 30)
-    with pytest.raises(ValueError, match="fit"):
-        prepare_input(photo, 32, fit="squash")
     with pytest.raises(ValueError, match="padding"):
         prepare_input(photo, 32, padding="wrap")
     with pytest.raises(ValueError, match="size"):
