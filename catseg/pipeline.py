@@ -83,25 +83,6 @@ def load_examples(
     return images, masks
 
 
-def split_indices(n: int, validation_fraction: float = 0.25, seed: int = 42) -> tuple[list[int], list[int]]:
-    """Split ``range(n)`` into (train, validation) indices, fixed by ``seed``."""
-    from sklearn.model_selection import train_test_split
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"Need at least 2 labelled photos to split into training and validation, got {n}.")
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be strictly between 0 and 1, got {validation_fraction}.")
-    train, validation = train_test_split(
-        list(range(n)), test_size=validation_fraction, random_state=seed, shuffle=True
-    )
-    if not train or not validation:
-        raise ValueError(
-            f"validation_fraction={validation_fraction} leaves an empty split for {n} photos; "
-            "label more photos or change the fraction."
-        )
-    return sorted(train), sorted(validation)
-
-
 def _tf() -> Any:
     import tensorflow as tf
 

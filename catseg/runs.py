@@ -85,7 +85,7 @@ def plan_run(
     model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None,
     fine_tune_size: int | None = None, repeat: Sequence[tuple[str, int]] = (),
 ) -> int:
-    """Record a new run over the labelled photos (split fixed by the seed); returns its id.
+    """Record a new run over the labelled photos (split by `split_photos`); returns its id.
 
     `initial_model` ("starter", a version id, or a model folder) fine-tunes that model; its
     architecture and input size then replace `model_config`, unless `fine_tune_size` asks
@@ -95,7 +95,6 @@ def plan_run(
     to give a small set of photos of an under-represented kind more weight.
     """
     from catseg.models import read_card
-    from catseg.pipeline import split_indices
     from catseg.registry import PRETRAINED_DIRECTORY, resolve_model, starter_model_directory
 
     if initial_model is not None:
@@ -126,17 +125,39 @@ def plan_run(
                 f"Training needs at least {MINIMUM_LABELLED} labelled photos; the dataset has {len(pairs)}. "
                 "Label more on the Annotate page or import a labelled folder."
             )
-        train_indices, validation_indices = split_indices(len(pairs), train_config.validation_fraction, train_config.seed)
-        train_ids = _repeat_matching(session, [pairs[i][0] for i in train_indices], repeat)
+        train_ids, validation_ids = split_photos(session, [photo_id for photo_id, _, _ in pairs], train_config)
         run = runs.create_run(
             session,
             model_config.to_dict(),
             train_config.to_dict(),
-            train_ids,
-            [pairs[i][0] for i in validation_indices],
+            _repeat_matching(session, train_ids, repeat),
+            validation_ids,
             initial_model,
         )
         return run.id
+
+
+def split_photos(session, photo_ids: list[int], train_config: TrainConfig) -> tuple[list[int], list[int]]:
+    """(training photo ids, held-out photo ids): each photo's side is fixed by its content and the seed.
+
+    So labelling more photos never moves a photo an earlier run trained on into the hold-out,
+    where it would flatter a model fine-tuned from that run (see catseg.splits.stable_split).
+    """
+    from catseg.splits import stable_split
+
+    hashes = dataset.content_hashes(session, photo_ids)
+    train, validation = stable_split([hashes[photo_id] for photo_id in photo_ids],
+                                     train_config.validation_fraction, train_config.seed)
+    return [photo_ids[index] for index in train], [photo_ids[index] for index in validation]
+
+
+def planned_split(session, train_config: TrainConfig) -> tuple[int, int]:
+    """(photos that would teach, photos that would be held out) of a run planned now; (0, 0) below two photos."""
+    photo_ids = [photo_id for photo_id, _, _ in dataset.labelled_pairs(session)]
+    if len(photo_ids) < 2:
+        return 0, 0
+    train, validation = split_photos(session, photo_ids, train_config)
+    return len(train), len(validation)
 
 
 def _repeat_matching(session, photo_ids: list[int], repeat: Sequence[tuple[str, int]]) -> list[int]:

@@ -209,7 +209,7 @@ def _check_pairs(name: str, pairs: Sequence[tuple[PathLike, PathLike]]) -> list[
     if not pairs:
         raise ValueError(
             f"{name} is empty; training needs labelled photos for both training and "
-            "validation (see catseg.pipeline.split_indices)."
+            "validation (see catseg.splits.stable_split)."
         )
     return pairs
 

@@ -7,8 +7,8 @@ import storage
 from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
 from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
-from catseg.runs import (MINIMUM_LABELLED, RunProgress, reap_dead_runs, run_folder, run_minutes, run_progress,
-                         start_run, stop_run)
+from catseg.runs import (MINIMUM_LABELLED, RunProgress, planned_split, reap_dead_runs, run_folder, run_minutes,
+                         run_progress, start_run, stop_run)
 from storage import dataset, runs
 from wording import version_label
 
@@ -30,6 +30,7 @@ st.title("Train")
 
 with storage.begin() as session:
     numbers = dataset.counts(session)
+    _, held_out = planned_split(session, DEFAULT_TRAINING)
     versions = runs.list_model_versions(session)
 
 
@@ -141,8 +142,8 @@ if active_now is None:
         if numbers.labelled < MINIMUM_LABELLED:
             st.info(f"Training needs at least {MINIMUM_LABELLED} labelled photos; you have {numbers.labelled}. "
                     "Label photos on the Annotate page or import a labelled folder on the Photos page.")
-        st.caption(f"{numbers.labelled} labelled photos: {round(numbers.labelled * DEFAULT_TRAINING.validation_fraction)} "
-                   "are held out to measure the model; the rest teach it.")
+        st.caption(f"{numbers.labelled} labelled photos: {held_out} are held out to measure the model (about a "
+                   "quarter, each photo always on the same side); the rest teach it.")
         # The common case on one screen: what to start from and for how long. Everything else keeps
         # its default under "Advanced settings".
         start_column, minutes_column = st.columns(2)

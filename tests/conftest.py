@@ -175,13 +175,13 @@ def write_tutorial_folder(folder: Path, count: int, first_seed: int = 10) -> Pat
     return folder
 
 
-def add_labelled(count=6):
-    """Store `count` drawn cats with their masks in the current CATSEG_HOME."""
+def add_labelled(count=6, first=0):
+    """Store `count` drawn cats (numbered from `first`) with their masks in the current CATSEG_HOME."""
     import storage
     from catseg import intake
 
     with storage.begin() as session:
-        for index in range(count):
+        for index in range(first, first + count):
             photo, mask = drawn_cat(64, 48, seed=index)
             intake.add_photo(session, encode(photo), f"{index}.png", mask=mask)
 

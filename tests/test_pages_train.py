@@ -148,3 +148,16 @@ def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_setting
     assert model_config == ModelConfig(architecture=summary.architecture, image_size=summary.image_size)
     # Untouched advanced settings are exactly the defaults a fine-tune gets from the CLI and the benches.
     assert train_config == TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE, max_seconds=600.0)
+
+
+def test_the_page_says_how_many_photos_a_run_holds_out(catseg_home):
+    import storage
+    from catseg.config import TrainConfig
+    from catseg.runs import planned_split
+
+    add_labelled(20)
+    with storage.begin() as session:
+        teach, held_out = planned_split(session, TrainConfig())
+    assert teach + held_out == 20 and held_out
+    app = open_train_page()
+    assert any(caption.value.startswith(f"20 labelled photos: {held_out} are held out") for caption in app.caption)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from catseg.inference import letterbox
 from catseg.pipeline import (
-    AUGMENT_DRAWS, augment_arrays, augment_example, load_examples, make_dataset, split_indices,
+    AUGMENT_DRAWS, augment_arrays, augment_example, load_examples, make_dataset,
 )
 
 
@@ -222,13 +222,3 @@ def test_make_dataset_rejects_bad_arrays() -> None:
         make_dataset(images.astype(np.float32), np.zeros((2, 32, 32, 1), np.uint8), 2, training=True)
     with pytest.raises(ValueError, match="Unknown kind"):
         make_dataset(images, np.zeros((2, 32, 32, 1), np.uint8), 2, training=True, kind="numpy")
-
-
-def test_split_is_fixed_by_the_seed() -> None:
-    train, validation = split_indices(81, 0.25, seed=42)
-    assert (len(train), len(validation)) == (60, 21)
-    assert sorted(train + validation) == list(range(81))
-    assert split_indices(81, 0.25, seed=42) == (train, validation)
-    assert split_indices(81, 0.25, seed=7) != (train, validation)
-    with pytest.raises(ValueError, match="at least 2"):
-        split_indices(1)

@@ -242,3 +242,25 @@ def test_a_diverged_run_fails_with_a_reason_instead_of_a_database_error(catseg_h
     with storage.begin() as session:
         assert runs.model_version_for_run(session, run_id) is None
         assert all(np.isfinite(row["loss"]) for row in runs.batch_rows(session, run_id))
+
+
+@pytest.mark.both_databases
+def test_labelling_more_photos_never_moves_a_training_photo_into_the_hold_out(catseg_home):
+    from catseg.runs import plan_run, planned_split
+
+    add_labelled(12)
+    first = plan_run(TINY_MODEL, TINY_TRAINING)
+    with storage.begin() as session:
+        before = runs.get_run(session, first)
+        trained_on, held_out = set(before.train_photo_ids), set(before.validation_photo_ids)
+        runs.finish_run(session, first, "stopped")
+    add_labelled(30, first=12)
+    second = plan_run(TINY_MODEL, TINY_TRAINING)
+    with storage.begin() as session:
+        after = runs.get_run(session, second)
+        # A model fine-tuned from the first run is scored on photos that run never learnt.
+        assert not trained_on & set(after.validation_photo_ids)
+        assert held_out <= set(after.validation_photo_ids) and trained_on <= set(after.train_photo_ids)
+        # The Train page's count is the split a run gets.
+        assert planned_split(session, TINY_TRAINING) == (len(after.train_photo_ids), len(after.validation_photo_ids))
+        runs.finish_run(session, second, "stopped")
