@@ -152,27 +152,37 @@ def rounded(value: float | None) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_fine_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    """--train, --score, --set and the data folders: what every fine-tune bench takes."""
     parser.add_argument("--train", choices=SETS, default="seed", help="photos to fine-tune on (default: seed)")
     parser.add_argument("--score", choices=SETS, help="photos to score (default: those --train leaves out)")
-    parser.add_argument("--model", default="starter",
-                        help="the model to start from: starter (default), pretrained or a model folder")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                         help="change a TrainConfig field from the page's default, e.g. learning_rate=0.0001")
-    parser.add_argument("--also-scales", action="append", default=[], metavar="S1,S2,...",
-                        type=lambda text: tuple(float(part) for part in text.split(",")),
-                        help="also score the fine-tuned model at these test-time scales (may be repeated)")
     parser.add_argument("--seed-data", type=Path, default=SEED_CATS, help="the seed-cats folder (input/, mask/)")
     parser.add_argument("--feral-data", type=Path, default=FERAL_CATS_VALID, help="feral-cats/valid (YOLO layout)")
     parser.add_argument("--feral-photos", type=int, default=60, help="photos in feral-unseen (default 60)")
     parser.add_argument("--feral-seed", type=int, default=42, help="fixes which photos feral-unseen holds")
+
+
+def parse_fine_tune_arguments(parser: argparse.ArgumentParser):
+    """(arguments with --score filled in, the page's TrainConfig changed by --set); usage errors exit."""
     arguments = parser.parse_args()
     arguments.score = arguments.score or COMPLEMENT[arguments.train]
     try:
-        train_config = page_fine_tune_config(arguments.set)
+        return arguments, page_fine_tune_config(arguments.set)
     except ValueError as error:  # a wrong --set: a usage message, not a traceback
         parser.error(str(error))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_fine_tune_arguments(parser)
+    parser.add_argument("--model", default="starter",
+                        help="the model to start from: starter (default), pretrained or a model folder")
+    parser.add_argument("--also-scales", action="append", default=[], metavar="S1,S2,...",
+                        type=lambda text: tuple(float(part) for part in text.split(",")),
+                        help="also score the fine-tuned model at these test-time scales (may be repeated)")
+    arguments, train_config = parse_fine_tune_arguments(parser)
 
     with scratch_home("catseg-finetune-") as scratch:
         try:

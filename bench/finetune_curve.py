@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import FERAL_CATS_VALID, SEED_CATS, scratch_home
-from finetune import COMPLEMENT, SETS, page_fine_tune_config, rounded, write_sets
+from _common import scratch_home
+from finetune import add_fine_tune_arguments, parse_fine_tune_arguments, rounded, write_sets
 
 
 def scorer(start_from: Path, scored: Path):
@@ -63,24 +63,12 @@ def scorer(start_from: Path, scored: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", choices=SETS, default="seed", help="photos to fine-tune on (default: seed)")
-    parser.add_argument("--score", choices=SETS, help="photos to score (default: those --train leaves out)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
-                        help="change a TrainConfig field from the page's default, e.g. learning_rate=0.0001")
+    add_fine_tune_arguments(parser)
     parser.add_argument("--every", type=int, default=1, help="score every N epochs (default 1)")
     parser.add_argument("--all-photos", action="store_true", help="no hold-out: train and pick on every photo")
-    parser.add_argument("--seed-data", type=Path, default=SEED_CATS, help="the seed-cats folder (input/, mask/)")
-    parser.add_argument("--feral-data", type=Path, default=FERAL_CATS_VALID, help="feral-cats/valid (YOLO layout)")
-    parser.add_argument("--feral-photos", type=int, default=60, help="photos in feral-unseen (default 60)")
-    parser.add_argument("--feral-seed", type=int, default=42, help="fixes which photos feral-unseen holds")
-    arguments = parser.parse_args()
-    arguments.score = arguments.score or COMPLEMENT[arguments.train]
+    arguments, train_config = parse_fine_tune_arguments(parser)
     if arguments.every < 1:
         parser.error("--every must be 1 or more")
-    try:
-        train_config = page_fine_tune_config(arguments.set)
-    except ValueError as error:
-        parser.error(str(error))
 
     with scratch_home("catseg-finetune-curve-") as scratch:
         try:
