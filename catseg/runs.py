@@ -256,7 +256,7 @@ def diverged_message(epoch: int, learning_rate: float, version) -> str:
             else " No epoch finished before that, so no model version was kept.")
     return (f"Training diverged in epoch {epoch}: the loss stopped being a number, so the network's weights "
             f"were no longer usable.{kept} Try again with a lower learning rate than {learning_rate:g} "
-            "(Advanced settings).")
+            "(the Train page's Advanced settings, or --learning-rate).")
 
 
 def execute_run(run_id: int, announce=None) -> dict:
