@@ -98,7 +98,7 @@ def main() -> None:
             if arguments.all_photos:
                 train_ids = validation_ids = list(pairs)
             else:
-                train_ids, validation_ids = split_photos(session, list(pairs), train_config)
+                train_ids, validation_ids = split_photos(dataset.labelled_content_hashes(session), train_config)
         curve: list[dict] = []
         last: dict = {}
 

@@ -119,13 +119,13 @@ def plan_run(
 
     reap_dead_runs()
     with storage.begin() as session:
-        pairs = dataset.labelled_pairs(session)
-        if len(pairs) < MINIMUM_LABELLED:
+        content_hashes = dataset.labelled_content_hashes(session)
+        if len(content_hashes) < MINIMUM_LABELLED:
             raise ValueError(
-                f"Training needs at least {MINIMUM_LABELLED} labelled photos; the dataset has {len(pairs)}. "
+                f"Training needs at least {MINIMUM_LABELLED} labelled photos; the dataset has {len(content_hashes)}. "
                 "Label more on the Annotate page or import a labelled folder."
             )
-        train_ids, validation_ids = split_photos(session, [photo_id for photo_id, _, _ in pairs], train_config)
+        train_ids, validation_ids = split_photos(content_hashes, train_config)
         run = runs.create_run(
             session,
             model_config.to_dict(),
@@ -137,26 +137,26 @@ def plan_run(
         return run.id
 
 
-def split_photos(session, photo_ids: list[int], train_config: TrainConfig) -> tuple[list[int], list[int]]:
-    """(training photo ids, held-out photo ids): each photo's side is fixed by its content and the seed.
+def split_photos(content_hashes: dict[int, str], train_config: TrainConfig) -> tuple[list[int], list[int]]:
+    """(training, held-out) ids of {photo id: content hash}: each photo's side is fixed by its content and the seed.
 
     So labelling more photos never moves a photo an earlier run trained on into the hold-out,
     where it would flatter a model fine-tuned from that run (see catseg.splits.stable_split).
     """
     from catseg.splits import stable_split
 
-    hashes = dataset.content_hashes(session, photo_ids)
-    train, validation = stable_split([hashes[photo_id] for photo_id in photo_ids],
-                                     train_config.validation_fraction, train_config.seed)
+    photo_ids = list(content_hashes)
+    train, validation = stable_split(list(content_hashes.values()), train_config.validation_fraction,
+                                     train_config.seed)
     return [photo_ids[index] for index in train], [photo_ids[index] for index in validation]
 
 
 def planned_split(session, train_config: TrainConfig) -> tuple[int, int]:
     """(photos that would teach, photos that would be held out) of a run planned now; (0, 0) below two photos."""
-    photo_ids = [photo_id for photo_id, _, _ in dataset.labelled_pairs(session)]
-    if len(photo_ids) < 2:
+    content_hashes = dataset.labelled_content_hashes(session)
+    if len(content_hashes) < 2:
         return 0, 0
-    train, validation = split_photos(session, photo_ids, train_config)
+    train, validation = split_photos(content_hashes, train_config)
     return len(train), len(validation)
 
 

@@ -300,10 +300,11 @@ def photo_ids(session: Session, which: str = "all") -> list[int]:
     return list(session.scalars(_filtered(select(Photo.id).order_by(Photo.id), which)))
 
 
-def content_hashes(session: Session, photo_ids: list[int]) -> dict[int, str]:
-    """{photo id: hash of its bytes as received} for the given photos."""
-    return {photo_id: content_hash for photo_id, content_hash in
-            session.execute(select(Photo.id, Photo.content_hash).where(Photo.id.in_(photo_ids)))}
+def labelled_content_hashes(session: Session) -> dict[int, str]:
+    """{photo id: hash of its bytes as received} for every labelled photo, by id."""
+    current = _current_revision_subquery()
+    statement = select(Photo.id, Photo.content_hash).join(current, current.c.photo_id == Photo.id).order_by(Photo.id)
+    return {photo_id: content_hash for photo_id, content_hash in session.execute(statement)}
 
 
 def labelled_pairs(session: Session) -> list[tuple[int, Path, Path]]:
