@@ -63,8 +63,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
 def command_splash(arguments: argparse.Namespace) -> int:
     from catseg.compositing import SplashSettings
-    from catseg.images import read_photo
-    from catseg.prediction import Predictor, splash_file
+    from catseg.prediction import Predictor, read_photo, splash_file
     from catseg.registry import resolve_model
 
     settings = SplashSettings(

@@ -169,8 +169,8 @@ def read_photo(path: str | os.PathLike[str], draft_size: int | None = None) -> n
     """The upright RGB pixels of a photo file (``decode_photo``); PhotoRejected naming the file."""
     try:
         data = Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise PhotoRejected(f"{path}: no such file") from None
+    except FileNotFoundError:
+        raise PhotoRejected(f"{path}: file not found.") from None
     return decode_photo(data, str(path), draft_size).pixels
 
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from catseg.compositing import SplashSettings, alpha_from_probability, composite, mask_from_alpha
-from catseg.images import read_photo
+from catseg import images
 from catseg.inference import model_input_size, predict_probability_at_scales
 from storage.files import atomic_write
 
@@ -155,6 +155,14 @@ def shrink_for_preview(photo: np.ndarray, stored_probability: np.ndarray, max_si
 
 
 # --- files -----------------------------------------------------------------------------
+
+def read_photo(path: Path | str) -> np.ndarray:
+    """Read a photo file as upright RGB uint8 (EXIF applied); ValueError naming the file if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    return images.read_photo(path)
+
 
 def _output_format(path: Path) -> str:
     format_name = OUTPUT_FORMATS.get(path.suffix.lower())
