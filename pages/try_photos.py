@@ -21,6 +21,8 @@ from storage import dataset, runs
 from wording import version_label
 
 # Sliders restyle a preview at most this long; downloads are always full resolution.
+# Downloads do not rerun the page: a rerun replaces the button's deferred file while the browser
+# may still be asking for the old one, and the click then downloads nothing.
 PREVIEW_SIDE = 1600
 EFFECT_LABELS = {"grey": "Grey", "blur": "Blur", "colour": "Colour", "picture": "Picture", "transparent": "Transparent"}
 PHOTO_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES]
@@ -222,6 +224,7 @@ for number, ((name, _, photo), stored) in enumerate(zip(photos, probabilities)):
         f"Download {stem}{suffix}",
         data=lambda photo=photo, stored=stored: full_result(photo, stored, settings, background),
         file_name=f"{stem}-splash{suffix}", mime=mime, key=f"try_download_{number}", icon="⬇️",
+        on_click="ignore",
     )
 
 if len(photos) > 1:
@@ -232,4 +235,5 @@ if len(photos) > 1:
             for (name, _, photo), stored in zip(photos, probabilities)
         ),
         file_name="catseg-splash.zip", mime="application/zip", key="try_download_zip", type="primary", icon="🗜️",
+        on_click="ignore",
     )

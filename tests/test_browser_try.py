@@ -36,6 +36,7 @@ def test_upload_shows_original_and_result(catseg_home, tmp_path, trained):
         page.get_by_text("Photos to try").wait_for(timeout=30_000)
         page.locator("input[type=file]").first.set_input_files(str(photo_path))
         page.wait_for_function(LOADED_IMAGES, timeout=90_000)
+        wait_for_app(page)
         images = page.locator("[data-testid='stImage'] img")
         assert images.count() == 2
         widths = [images.nth(index).evaluate("image => image.naturalWidth") for index in range(2)]

@@ -55,6 +55,7 @@ def upload_one_and_see_it_splashed(app, model_calls, stem: str, photo) -> None:
     assert len(model_calls) == 1
     assert [image.captions[0] for image in app.image] == ["Original", "Grey"]
     assert app.download_button(key="try_download_0").label == f"Download {stem}.jpg"
+    assert app.download_button(key="try_download_0").proto.ignore_rerun, "a download must not rerun the page"
 
 
 def test_upload_restyle_without_predicting_again_and_download(catseg_home, model_calls, tmp_path, monkeypatch):
@@ -112,6 +113,7 @@ def test_bad_upload_is_named_and_the_rest_still_work(catseg_home, model_calls):
     assert len(model_calls) == 2
     assert app.download_button(key="try_download_1")
     assert app.download_button(key="try_download_zip").label == "Download all 2 results (.zip)"
+    assert app.download_button(key="try_download_zip").proto.ignore_rerun
 
 
 def test_first_start_splashes_with_the_starter_model(catseg_home, model_calls):
