@@ -63,9 +63,9 @@ class FineTune:
 
 def page_fine_tune_config(settings: list[str]):
     """The Train page's TrainConfig when starting from a model, changed by `--set FIELD=JSON` texts."""
-    from catseg.config import FINE_TUNE_LEARNING_RATE, TrainConfig
+    from catseg.config import FINE_TUNE_TRAINING
 
-    (train_config,) = apply_settings(settings, TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE))
+    (train_config,) = apply_settings(settings, FINE_TUNE_TRAINING)
     return train_config
 
 

@@ -12,21 +12,20 @@ def command_train(arguments: argparse.Namespace) -> int:
     import dataclasses
 
     import storage
-    from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
+    from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
     from catseg.runs import execute_run, local_stop_request, plan_run
     from storage import runs
 
     model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
     model_config = ModelConfig(**{k: v for k, v in model_overrides.items() if v is not None})
-    # Starting from a model, a gentler rate unless asked (see FINE_TUNE_LEARNING_RATE).
-    learning_rate = arguments.learning_rate
-    if learning_rate is None and arguments.from_model is not None:
-        learning_rate = FINE_TUNE_LEARNING_RATE
+    # Starting from a model, the fine-tune recipe unless asked (see FINE_TUNE_LEARNING_RATE).
+    defaults = TrainConfig() if arguments.from_model is None else FINE_TUNE_TRAINING
     train_overrides = {"epochs": arguments.epochs, "batch_size": arguments.batch_size,
-                       "learning_rate": learning_rate, "max_seconds": arguments.max_seconds,
+                       "learning_rate": arguments.learning_rate, "average_momentum": arguments.average_momentum,
+                       "max_seconds": arguments.max_seconds,
                        "validation_fraction": arguments.validation_fraction, "seed": arguments.seed,
                        "close_up_probability": arguments.close_up, "precision": arguments.precision}
-    train_config = dataclasses.replace(TrainConfig(), **{k: v for k, v in train_overrides.items() if v is not None})
+    train_config = dataclasses.replace(defaults, **{k: v for k, v in train_overrides.items() if v is not None})
     if arguments.no_augment:
         train_config = dataclasses.replace(train_config, augment=False)
     if arguments.train_batch_norm:
@@ -91,7 +90,7 @@ def _repeat_rule(text: str) -> tuple[str, int]:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add `train` and the hidden `train-worker` to the CLI's sub-commands."""
-    from catseg.config import ARCHITECTURES, FINE_TUNE_LEARNING_RATE, PRECISIONS, TrainConfig
+    from catseg.config import ARCHITECTURES, FINE_TUNE_TRAINING, PRECISIONS, TrainConfig
 
     def plain(rate: float) -> str:
         return f"{rate:f}".rstrip("0")  # plain decimals, as the README and the Train page write rates
@@ -103,7 +102,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float,
                           help=f"peak Adam learning rate (default {plain(TrainConfig().learning_rate)} from scratch, "
-                               f"{plain(FINE_TUNE_LEARNING_RATE)} with --from-model)")
+                               f"{plain(FINE_TUNE_TRAINING.learning_rate)} with --from-model)")
+    training.add_argument("--average-momentum", type=float, metavar="MOMENTUM",
+                          help="score and keep a moving average of the weights with this momentum per step, "
+                               "0 for none (default: none from scratch, "
+                               f"{plain(FINE_TUNE_TRAINING.average_momentum)} with --from-model)")
     training.add_argument("--max-seconds", type=float, help="wall-time budget (default from the recipe)")
     training.add_argument("--validation-fraction", type=float, help="share of photos held out (default 0.25)")
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")

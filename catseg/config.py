@@ -14,11 +14,14 @@ from typing import Any, Mapping, TypeVar
 ARCHITECTURES = ("tutorial", "unet", "mobilenet_unet", "u2netp")
 LEARNING_RATE_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-# Peak learning rate when starting from a trained model (the Train page's and the CLI's default
-# there), far below TrainConfig's from-scratch rate: a short fine-tune on a few dozen new photos
-# at a higher rate undoes what the model already knows faster than it learns the new photos
-# (the measurements are in docs/benchmarks.md).
-FINE_TUNE_LEARNING_RATE = 3e-5
+# A fine-tune's recipe (the Train page's, the CLI's and the benches' default when starting from a
+# trained model): a tenth of the from-scratch rate, and every epoch scored and kept as a moving
+# average of the weights. The average starts at the starting model and follows the run slowly, so
+# a fine-tune on a few dozen photos learns them without the step-to-step noise of small batches
+# undoing what the model knew about other cats; without it a short fine-tune at any rate that
+# learnt something cost unseen photos more than it gained (docs/benchmarks.md).
+FINE_TUNE_LEARNING_RATE = 3e-4
+FINE_TUNE_AVERAGE_MOMENTUM = 0.99
 # A fine-tune's learning rate rises from almost nothing to its peak over this many first epochs
 # (see catseg.training: a trained network is not jolted by the optimiser's first steps).
 FINE_TUNE_WARMUP_EPOCHS = 3
@@ -121,7 +124,7 @@ class TrainConfig:
     epochs: upper bound on passes over the training photos.
     batch_size: photos per optimiser step.
     learning_rate: peak Adam learning rate (the Train page and the CLI use
-        ``FINE_TUNE_LEARNING_RATE`` instead when starting from a model).
+        ``FINE_TUNE_TRAINING`` instead when starting from a model).
     learning_rate_schedule: "cosine" decays to ~0 by the end of the run (the
         end is whichever comes first of ``epochs`` and ``max_seconds``);
         "constant" keeps it fixed.
@@ -145,6 +148,11 @@ class TrainConfig:
         float32 weights) or "auto": mixed_bfloat16 on a processor with native bfloat16
         instructions (where it is faster), float32 elsewhere (where bfloat16 is emulated
         and slow). Saved models are always float32.
+    average_momentum: above 0, every epoch is scored, chosen and saved with a moving average
+        of the weights (Polyak averaging: after each step the average moves 1 - momentum of
+        the way to the new weights; 0.99 averages about the last hundred steps). The
+        average smooths out the step-to-step noise of small batches; in a fine-tune it
+        starts at the starting weights, so early epochs stay close to them. 0 turns it off.
     """
 
     epochs: int = 200
@@ -159,6 +167,7 @@ class TrainConfig:
     max_seconds: float | None = 300.0
     freeze_batch_norm: bool = True
     precision: str = "auto"
+    average_momentum: float = 0.0
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, 1, 100_000)
@@ -178,6 +187,7 @@ class TrainConfig:
             raise ValueError(f"freeze_batch_norm must be true or false, got {self.freeze_batch_norm!r}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"Unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        _check_number("average_momentum", self.average_momentum, 0.0, 0.9999)
         _check_int("early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0)
         if not 0.0 < self.validation_fraction < 1.0:
@@ -197,3 +207,7 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         """Rebuild from ``to_dict`` output; missing keys take the defaults."""
         return _from_dict(cls, data)
+
+
+# The defaults of a run that starts from a trained model (see FINE_TUNE_LEARNING_RATE).
+FINE_TUNE_TRAINING = TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE, average_momentum=FINE_TUNE_AVERAGE_MOMENTUM)

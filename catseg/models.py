@@ -246,15 +246,23 @@ def at_input_size(model: Any, image_size: int) -> Any:
         raise ValueError(f"This network cannot take {image_size}-pixel photos: {error}") from None
 
 
-def compile_model(model: Any, learning_rate: float, jit_compile: bool | str = "auto") -> Any:
-    """Compile with Adam, BCE + Dice loss and the foreground IoU metric."""
+def compile_model(model: Any, learning_rate: float, jit_compile: bool | str = "auto",
+                  average_momentum: float = 0.0) -> Any:
+    """Compile with Adam, BCE + Dice loss and the foreground IoU metric.
+
+    average_momentum: above 0, Adam also keeps an exponential moving average of the weights
+    with this momentum per step (Keras' ``use_ema``); 0 keeps none.
+    """
     from catseg.losses import bce_dice_loss, iou_metric
 
     keras = _keras()
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be greater than 0, got {learning_rate}.")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=learning_rate, use_ema=average_momentum > 0,
+            ema_momentum=average_momentum or 0.99,
+        ),
         loss=bce_dice_loss(),
         metrics=[iou_metric()],
         jit_compile=jit_compile,

@@ -271,7 +271,7 @@ def train(
         # U^2-Net-p learns from all seven of its maps (deep supervision) and is kept with its fused
         # map only; other networks train as they are. Both views share one set of weights.
         fit_model = with_side_outputs(model)
-        compile_model(fit_model, train_config.learning_rate)
+        compile_model(fit_model, train_config.learning_rate, average_momentum=train_config.average_momentum)
 
         size = model_config.image_size
         train_images, train_masks = load_examples(train_pairs, size)
@@ -301,11 +301,14 @@ def train(
             train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop,
             warmup_batches,
         )
+        # With a weight average, Keras swaps it into the network for validation and for the
+        # epoch's end, so the control callback (after it) scores and keeps the average.
+        averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if train_config.average_momentum else []
         fit_model.fit(
             train_dataset,
             validation_data=val_dataset,
             epochs=train_config.epochs,
-            callbacks=[control, *callbacks],
+            callbacks=[*averaging, control, *callbacks],
             shuffle=False,  # the dataset shuffles itself; Keras warns otherwise
             verbose=verbose,
         )

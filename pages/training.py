@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import storage
-from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
+from catseg.config import FINE_TUNE_AVERAGE_MOMENTUM, FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
 from catseg.runs import (MINIMUM_LABELLED, RunProgress, planned_split, reap_dead_runs, run_folder, run_minutes,
@@ -194,15 +194,20 @@ if active_now is None:
                 patience = st.number_input("Stop early after this many epochs without improvement (0 = never)",
                                            0, 1000, DEFAULT_TRAINING.early_stopping_patience, key="train_patience")
             with training_column:
-                # A model that already knows cats needs gentler steps: its own default, under its own key,
-                # so switching the start switches the suggestion.
+                # A model that already knows cats has its own recipe, under its own keys, so switching
+                # the start switches the suggestions.
+                recipe, recipe_key = (DEFAULT_TRAINING, "") if start_from is None else (FINE_TUNE_TRAINING, "_fine_tune")
                 learning_rate = st.select_slider(
                     "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-                    value=DEFAULT_TRAINING.learning_rate if start_from is None else FINE_TUNE_LEARNING_RATE,
-                    key="train_learning_rate" if start_from is None else "train_learning_rate_fine_tune",
+                    value=recipe.learning_rate, key=f"train_learning_rate{recipe_key}",
                     format_func=lambda rate: f"{rate:.5f}".rstrip("0"),
-                    help="How big each training step is. Starting from a model, a small rate keeps what it knows; "
-                         "larger rates can leave it worse than where it started.")
+                    help="How big each training step is. Larger rates learn faster and can leave a model worse "
+                         "than where it started.")
+                average = st.toggle(
+                    "Keep a running average of the weights", value=recipe.average_momentum > 0,
+                    key=f"train_average{recipe_key}",
+                    help="Scores and keeps the average of the last hundred or so steps instead of the last step: "
+                         "smoother, and a fine-tune stays close to what its starting model knew.")
                 augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
                                     key="train_augment")
                 close_up = st.slider(
@@ -222,6 +227,7 @@ if active_now is None:
                 model_config = ModelConfig(architecture=architecture, image_size=image_size, pretrained=pretrained)
                 train_config = TrainConfig(
                     epochs=int(epochs), batch_size=batch_size, learning_rate=learning_rate, augment=augment,
+                    average_momentum=FINE_TUNE_AVERAGE_MOMENTUM if average else 0.0,
                     close_up_probability=float(close_up) if augment else 0.0, freeze_batch_norm=freeze_batch_norm,
                     early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
                     seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
+from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from _common import apply_settings, parse_settings  # noqa: E402
@@ -20,7 +20,7 @@ def test_values_are_json():
 
 
 def test_the_fine_tune_bench_starts_from_the_train_page_defaults():
-    assert page_fine_tune_config([]) == TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE)
+    assert page_fine_tune_config([]) == FINE_TUNE_TRAINING
     changed = page_fine_tune_config(["learning_rate=0.0003", "freeze_batch_norm=false"])
     assert (changed.learning_rate, changed.freeze_batch_norm) == (0.0003, False)
     assert changed.max_seconds == TrainConfig().max_seconds  # the rest stays the page's

@@ -1,9 +1,11 @@
 """AppTest: the Train page starts a run, shows live metrics, stops it."""
 
+import dataclasses
+
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg.config import FINE_TUNE_LEARNING_RATE
+from catseg.config import FINE_TUNE_TRAINING
 from catseg.registry import model_summary, starter_model_directory
 from storage import runs
 from conftest import REPOSITORY_ROOT
@@ -30,8 +32,10 @@ def test_start_watch_stop(catseg_home):
     inherited_size = app.select_slider(key="train_image_size_of_starter")
     assert inherited_size.value == model_summary(starter_model_directory()).image_size and inherited_size.disabled
     assert app.selectbox(key="train_architecture_of_starter").value == "u2netp"
-    assert app.select_slider(key="train_learning_rate_fine_tune").value == FINE_TUNE_LEARNING_RATE  # gentle steps
+    assert app.select_slider(key="train_learning_rate_fine_tune").value == FINE_TUNE_TRAINING.learning_rate
+    assert app.toggle(key="train_average_fine_tune").value is True  # a fine-tune keeps the weights' average
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
+    assert app.toggle(key="train_average").value is False
     assert app.toggle(key="train_freeze_batch_norm").disabled  # nothing to keep from random weights
     assert not app.select_slider(key="train_image_size").disabled
     assert app.select_slider(key="train_learning_rate").value == 1e-3  # from random weights
@@ -116,12 +120,12 @@ def test_the_pretrained_u2netp_is_a_second_start(catseg_home):
     assert not app.exception
     assert app.selectbox(key="train_architecture_of_pretrained").value == "u2netp"
     assert app.select_slider(key="train_image_size_of_pretrained").value == 320
-    assert app.select_slider(key="train_learning_rate_fine_tune").value == FINE_TUNE_LEARNING_RATE  # gentle steps
+    assert app.select_slider(key="train_learning_rate_fine_tune").value == FINE_TUNE_TRAINING.learning_rate
 
 
 def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_settings(catseg_home, monkeypatch):
     import catseg.runs
-    from catseg.config import FINE_TUNE_LEARNING_RATE, ModelConfig, TrainConfig
+    from catseg.config import ModelConfig
 
     add_labelled(6)
     started = []
@@ -135,7 +139,7 @@ def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_setting
               for widget in getattr(advanced, kind)}
     assert inside == {"train_architecture_of_starter", "train_image_size_of_starter", "train_epochs",
                       "train_batch_size", "train_patience", "train_learning_rate_fine_tune", "train_augment",
-                      "train_close_up", "train_freeze_batch_norm"}
+                      "train_close_up", "train_freeze_batch_norm", "train_average_fine_tune"}
     # Outside it: what to start from, for how long, and the button.
     assert app.selectbox(key="train_start_from").key not in inside
     assert app.slider(key="train_minutes").key not in inside
@@ -147,7 +151,7 @@ def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_setting
     assert start_from == "starter"
     assert model_config == ModelConfig(architecture=summary.architecture, image_size=summary.image_size)
     # Untouched advanced settings are exactly the defaults a fine-tune gets from the CLI and the benches.
-    assert train_config == TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE, max_seconds=600.0)
+    assert train_config == dataclasses.replace(FINE_TUNE_TRAINING, max_seconds=600.0)
 
 
 def test_the_page_says_how_many_photos_a_run_holds_out(catseg_home):

@@ -102,8 +102,10 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert view.starting_val_iou == pytest.approx(fine_tuned["starting_val_iou"])
     assert "starting model: validation IoU" in second.stderr
     assert view.train_config["augment"] is False
-    assert view.train_config["learning_rate"] == 3e-5  # fine-tuning's own default (FINE_TUNE_LEARNING_RATE)
+    # Fine-tuning's own recipe (FINE_TUNE_TRAINING), and the from-scratch one.
+    assert (view.train_config["learning_rate"], view.train_config["average_momentum"]) == (3e-4, 0.99)
     assert run_status(summary["run_id"]).train_config["learning_rate"] == 1e-3  # from random weights
+    assert run_status(summary["run_id"]).train_config["average_momentum"] == 0.0
     assert view.initial_model == str(summary["model_id"])
     assert view.model_config["image_size"] == 32  # the starting model's size, not the default
     from catseg.models import read_card

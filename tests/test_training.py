@@ -254,3 +254,22 @@ def test_a_run_whose_loss_turns_nan_stops_as_diverged_and_keeps_the_epochs_befor
     assert result.epochs_run == 1 and result.best_metrics["epoch"] == 0  # only the finished, finite epoch counts
     assert seen and all(np.isfinite(seen))  # a NaN loss is never reported as a point on the chart
     assert all(np.isfinite(weight).all() for weight in result.model.get_weights())  # epoch 1's weights are back
+
+
+def test_with_a_weight_average_the_average_is_scored_kept_and_returned(disc_pairs, tmp_path: Path) -> None:
+    from catseg.models import compile_model
+    from catseg.pipeline import load_examples, make_dataset
+
+    train_pairs, val_pairs = disc_pairs
+    config = TrainConfig(epochs=3, batch_size=4, learning_rate=5e-3, augment=False, max_seconds=None,
+                         precision="float32")  # bfloat16 epochs would score a hair off the float32 result
+    plain = train(MODEL_CONFIG, config, train_pairs, val_pairs)
+    averaged = train(MODEL_CONFIG, dataclasses.replace(config, average_momentum=0.9), train_pairs, val_pairs)
+
+    images, masks = load_examples(val_pairs, SIZE)
+    evaluated = compile_model(averaged.model, 1e-3).evaluate(
+        make_dataset(images, masks, 4, training=False), verbose=0, return_dict=True)
+    # The epoch's score is the average's, and the network handed back is that same average.
+    assert evaluated["iou"] == pytest.approx(averaged.best_metrics["val_iou"], abs=1e-4)
+    assert averaged.history["val_iou"] != pytest.approx(plain.history["val_iou"], abs=1e-4)
+    assert any(not np.allclose(a, b) for a, b in zip(plain.model.get_weights(), averaged.model.get_weights()))
