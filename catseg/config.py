@@ -15,7 +15,7 @@ ARCHITECTURES = ("tutorial", "unet", "mobilenet_unet", "u2netp")
 LEARNING_RATE_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # A fine-tune's recipe (the Train page's, the CLI's and the benches' default when starting from a
-# trained model): a tenth of the from-scratch rate, and every epoch scored and kept as a moving
+# trained model): a third of the from-scratch rate, and every epoch scored and kept as a moving
 # average of the weights. The average starts at the starting model and follows the run slowly, so
 # a fine-tune on a few dozen photos learns them without the step-to-step noise of small batches
 # undoing what the model knew about other cats; without it a short fine-tune at any rate that

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import storage
-from catseg.config import FINE_TUNE_AVERAGE_MOMENTUM, FINE_TUNE_TRAINING, ModelConfig, TrainConfig
+from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
 from catseg.runs import (MINIMUM_LABELLED, RunProgress, planned_split, reap_dead_runs, run_folder, run_minutes,
@@ -227,7 +227,7 @@ if active_now is None:
                 model_config = ModelConfig(architecture=architecture, image_size=image_size, pretrained=pretrained)
                 train_config = TrainConfig(
                     epochs=int(epochs), batch_size=batch_size, learning_rate=learning_rate, augment=augment,
-                    average_momentum=FINE_TUNE_AVERAGE_MOMENTUM if average else 0.0,
+                    average_momentum=FINE_TUNE_TRAINING.average_momentum if average else 0.0,
                     close_up_probability=float(close_up) if augment else 0.0, freeze_batch_norm=freeze_batch_norm,
                     early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
                     seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,

@@ -21,8 +21,6 @@ from storage import dataset, runs
 from wording import version_label
 
 # Sliders restyle a preview at most this long; downloads are always full resolution.
-# Downloads do not rerun the page: a rerun replaces the button's deferred file while the browser
-# may still be asking for the old one, and the click then downloads nothing.
 PREVIEW_SIDE = 1600
 EFFECT_LABELS = {"grey": "Grey", "blur": "Blur", "colour": "Colour", "picture": "Picture", "transparent": "Transparent"}
 PHOTO_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES]
@@ -220,6 +218,8 @@ for number, ((name, _, photo), stored) in enumerate(zip(photos, probabilities)):
     left.image(original, caption="Original" + (" with mask" if show_mask else ""), width="stretch")
     right.image(result, caption=EFFECT_LABELS[effect], width="stretch")
     stem = name.rsplit(".", 1)[0]
+    # Downloads do not rerun the page (on_click="ignore"): a rerun replaces the button's deferred
+    # file while the browser may still be asking for the old one, and the click downloads nothing.
     right.download_button(
         f"Download {stem}{suffix}",
         data=lambda photo=photo, stored=stored: full_result(photo, stored, settings, background),
