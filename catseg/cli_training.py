@@ -114,7 +114,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--no-augment", action="store_true", help="no random flips/zoom/rotation/colour jitter")
     training.add_argument("--close-up", type=float, metavar="SHARE",
                           help="share of augmented photos zoomed onto the cat until it fills the frame, 0 to 1 "
-                               "(default 0)")
+                               f"(default {TrainConfig().close_up_probability:g} from scratch, "
+                               f"{FINE_TUNE_TRAINING.close_up_probability:g} with --from-model)")
     training.add_argument("--train-batch-norm", action="store_true",
                           help="with --from-model: also update batch-norm statistics (kept fixed by default; "
                                "worth it with hundreds of photos)")

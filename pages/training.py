@@ -211,8 +211,8 @@ if active_now is None:
                 augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
                                     key="train_augment")
                 close_up = st.slider(
-                    "Close-up crops (share of augmented photos)", 0.0, 0.8, DEFAULT_TRAINING.close_up_probability,
-                    0.1, format="%.1f", key="train_close_up", disabled=not augment,
+                    "Close-up crops (share of augmented photos)", 0.0, 0.8, recipe.close_up_probability,
+                    0.1, format="%.1f", key=f"train_close_up{recipe_key}", disabled=not augment,
                     help="Zooms in on the cat in this share of the augmented photos, so that the model also learns "
                          "cats that fill the frame. The starter's last stage used 0.3 (see its model card).")
                 freeze_batch_norm = st.toggle(

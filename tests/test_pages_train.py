@@ -34,6 +34,8 @@ def test_start_watch_stop(catseg_home):
     assert app.selectbox(key="train_architecture_of_starter").value == "u2netp"
     assert app.select_slider(key="train_learning_rate_fine_tune").value == FINE_TUNE_TRAINING.learning_rate
     assert app.toggle(key="train_average_fine_tune").value is True  # a fine-tune keeps the weights' average
+    # ... and zooms onto the cat in some draws, as the starter learnt (the fine-tune recipe's share).
+    assert app.slider(key="train_close_up_fine_tune").value == FINE_TUNE_TRAINING.close_up_probability > 0
     app.selectbox(key="train_start_from").set_value("scratch").run()  # from scratch, tiny
     assert app.toggle(key="train_average").value is False
     assert app.toggle(key="train_freeze_batch_norm").disabled  # nothing to keep from random weights
@@ -139,7 +141,7 @@ def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_setting
               for widget in getattr(advanced, kind)}
     assert inside == {"train_architecture_of_starter", "train_image_size_of_starter", "train_epochs",
                       "train_batch_size", "train_patience", "train_learning_rate_fine_tune", "train_augment",
-                      "train_close_up", "train_freeze_batch_norm", "train_average_fine_tune"}
+                      "train_close_up_fine_tune", "train_freeze_batch_norm", "train_average_fine_tune"}
     # Outside it: what to start from, for how long, and the button.
     assert app.selectbox(key="train_start_from").key not in inside
     assert app.slider(key="train_minutes").key not in inside
