@@ -20,8 +20,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # a fine-tune on a few dozen photos learns them without the step-to-step noise of small batches
 # undoing what the model knew about other cats; without it a short fine-tune at any rate that
 # learnt something cost unseen photos more than it gained. Close-up crops, as the starter had in
-# training, let the seed-cats close-ups teach it about twice as much by the end of a run without
-# costing unseen feral photos more (docs/benchmarks.md).
+# training, let the seed-cats close-ups teach it more, and sooner, without costing unseen feral
+# photos more (docs/benchmarks.md).
 FINE_TUNE_LEARNING_RATE = 3e-4
 FINE_TUNE_AVERAGE_MOMENTUM = 0.99
 FINE_TUNE_CLOSE_UP_PROBABILITY = 0.3
