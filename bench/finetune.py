@@ -2,7 +2,7 @@
 
 `--train` picks the photos to fine-tune on, `--score` the photos to score:
 
-  seed          the 60 seed-cats training-split photos (the starter has learnt them already)
+  seed          the 60 seed-cats training-split photos (the starter learnt 56 of them, so they always teach)
   seed-valid    the 21 seed-cats validation-split photos
   feral-unseen  60 photos of feral-cats/valid (picked with a fixed seed), never shown to the starter
   feral-rest    the other photos of feral-cats/valid (135)
@@ -10,8 +10,8 @@
 Without `--score` a set is scored on the photos it leaves out (seed: seed-valid,
 feral-unseen: feral-rest, and back). The product path runs end to end in a throw-away
 CATSEG_HOME: import the photos, plan a run with the Train page's defaults for a start from a
-model (the run holds out its usual quarter or so to pick the epoch), run it in this process as
-the page's worker does. Scores are `catseg evaluate`'s: mean foreground IoU per photo at
+model (the run holds out about a quarter of the photos the starting model has not learnt, to pick
+the epoch), run it in this process as the page's worker does. Scores are `catseg evaluate`'s: mean foreground IoU per photo at
 full resolution, with the model's test-time views. `seconds` runs from the import to the
 saved model version; `gain` is the fine-tuned score less the starting model's.
 

@@ -80,7 +80,7 @@ def main() -> None:
 
         import storage
         from catseg.dataset_io import import_path
-        from catseg.models import load_model_version
+        from catseg.models import load_model_version, read_learnt_photos
         from catseg.registry import resolve_model
         from catseg.runs import split_photos
         from catseg.training import train
@@ -98,7 +98,8 @@ def main() -> None:
             if arguments.all_photos:
                 train_ids = validation_ids = list(pairs)
             else:
-                train_ids, validation_ids = split_photos(dataset.labelled_content_hashes(session), train_config)
+                train_ids, validation_ids = split_photos(dataset.labelled_content_hashes(session), train_config,
+                                                         read_learnt_photos(start_from))
         curve: list[dict] = []
         last: dict = {}
 

@@ -12,7 +12,7 @@ import datetime
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from catseg import __version__
 from catseg.config import ModelConfig, TrainConfig
@@ -21,6 +21,10 @@ MODEL_FILENAME = "model.keras"
 CARD_FILENAME = "card.json"
 CARD_FORMAT = "catseg-model-version"
 CARD_FORMAT_VERSION = 1
+# Beside the card: the SHA-256 content hashes (storage.dataset.content_hash) of every labelled photo
+# that taught this model or the model it was fine-tuned from, one per line. A run that starts from
+# the model keeps those photos out of its hold-out (catseg.splits.stable_split's must_teach).
+LEARNT_PHOTOS_FILENAME = "learnt_photos.txt"
 
 # MobileNetV2 layers whose outputs feed the decoder, at 1/2 .. 1/16 of the input
 # size; "block_16_project" (1/32) is the bottleneck.
@@ -293,11 +297,13 @@ def save_model_version(
     directory: Path | str,
     test_time_scales: Sequence[float] | None = None,
     test_time_flip: bool | None = None,
+    learnt_photos: Collection[str] = (),
 ) -> Path:
     """Write ``model.keras`` and ``card.json`` into ``directory`` atomically.
 
     ``test_time_scales`` and ``test_time_flip``, if given, go into the card for
-    ``catseg.prediction.Predictor``.
+    ``catseg.prediction.Predictor``; ``learnt_photos`` (content hashes), if any, into
+    ``learnt_photos.txt``.
 
     The folder appears whole or not at all (``storage.files.atomic_folder``), so readers
     never see a half-written version. Raises FileExistsError if ``directory`` already exists.
@@ -326,7 +332,28 @@ def save_model_version(
     with atomic_folder(directory) as temporary:
         model.save(temporary / MODEL_FILENAME)
         atomic_write(temporary / CARD_FILENAME, json.dumps(card, indent=2, allow_nan=False).encode("utf-8"))
+        if learnt_photos:
+            atomic_write(temporary / LEARNT_PHOTOS_FILENAME, learnt_photos_text(learnt_photos).encode("ascii"))
     return directory
+
+
+def learnt_photos_text(content_hashes: Collection[str]) -> str:
+    """The ``learnt_photos.txt`` of a set of content hashes: sorted, one per line."""
+    return "".join(f"{digest}\n" for digest in sorted(set(content_hashes)))
+
+
+def read_learnt_photos(directory: Path | str) -> frozenset[str]:
+    """Content hashes of the photos a saved model learnt; empty when its folder does not say
+    (a model saved before catseg recorded them, or one that learnt no photo of a catseg dataset)."""
+    path = Path(directory) / LEARNT_PHOTOS_FILENAME
+    if not path.is_file():
+        return frozenset()
+    lines = [line.strip().lower() for line in path.read_text(encoding="ascii", errors="replace").splitlines()]
+    learnt = frozenset(line for line in lines if line)
+    damaged = next((line for line in learnt if len(line) != 64 or set(line) - set("0123456789abcdef")), None)
+    if damaged is not None:
+        raise ValueError(f"{path} is damaged: {damaged[:80]!r} is not a SHA-256 content hash.")
+    return learnt
 
 
 def read_card(directory: Path | str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import time
 import traceback
 from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def plan_run(
     matches a pattern is shown that many times an epoch (the largest when several match),
     to give a small set of photos of an under-represented kind more weight.
     """
-    from catseg.models import read_card
+    from catseg.models import read_card, read_learnt_photos
     from catseg.registry import PRETRAINED_DIRECTORY, resolve_model, starter_model_directory
 
     if initial_model is not None:
@@ -117,6 +117,7 @@ def plan_run(
         else:
             initial_model = spec if spec.isdigit() else str(directory)
 
+    learnt = read_learnt_photos(directory) if initial_model is not None else frozenset()
     reap_dead_runs()
     with storage.begin() as session:
         content_hashes = dataset.labelled_content_hashes(session)
@@ -125,7 +126,7 @@ def plan_run(
                 f"Training needs at least {MINIMUM_LABELLED} labelled photos; the dataset has {len(content_hashes)}. "
                 "Label more on the Annotate page or import a labelled folder."
             )
-        train_ids, validation_ids = split_photos(content_hashes, train_config)
+        train_ids, validation_ids = split_photos(content_hashes, train_config, learnt)
         run = runs.create_run(
             session,
             model_config.to_dict(),
@@ -137,27 +138,59 @@ def plan_run(
         return run.id
 
 
-def split_photos(content_hashes: dict[int, str], train_config: TrainConfig) -> tuple[list[int], list[int]]:
+def split_photos(content_hashes: dict[int, str], train_config: TrainConfig,
+                 learnt: Collection[str] = ()) -> tuple[list[int], list[int]]:
     """(training, held-out) ids of {photo id: content hash}: each photo's side is fixed by its content and the seed.
 
     So labelling more photos never moves a photo an earlier run trained on into the hold-out,
     where it would flatter a model fine-tuned from that run (see catseg.splits.stable_split).
+    `learnt`: content hashes of the photos the starting model learnt (its learnt_photos.txt);
+    they always teach, whatever seed or share split them before.
     """
     from catseg.splits import stable_split
 
     photo_ids = list(content_hashes)
     train, validation = stable_split(list(content_hashes.values()), train_config.validation_fraction,
-                                     train_config.seed)
+                                     train_config.seed, must_teach=learnt)
     return [photo_ids[index] for index in train], [photo_ids[index] for index in validation]
 
 
-def planned_split(session, train_config: TrainConfig) -> tuple[int, int]:
-    """(photos that would teach, photos that would be held out) of a run planned now; (0, 0) below two photos."""
+@dataclasses.dataclass(frozen=True)
+class PlannedSplit:
+    """How a run planned now would use the labelled photos.
+
+    learnt: labelled photos the starting model learnt already; they are among those that
+        teach (unless every photo is learnt, when the hold-out has to be drawn from them).
+    """
+
+    teach: int
+    held_out: int
+    learnt: int
+
+    @property
+    def hold_out_flatters(self) -> bool:
+        """True when the starting model learnt every labelled photo, held-out ones included."""
+        return self.learnt > 0 and self.learnt == self.teach + self.held_out
+
+
+def learnt_by(initial_model: str | None) -> frozenset[str]:
+    """Content hashes of the photos a starting model learnt ("starter", a version id, ...); none for random weights."""
+    if initial_model is None:
+        return frozenset()
+    from catseg.models import read_learnt_photos
+    from catseg.registry import resolve_model
+
+    return read_learnt_photos(resolve_model(initial_model))
+
+
+def planned_split(session, train_config: TrainConfig, learnt: Collection[str] = ()) -> PlannedSplit:
+    """The split of a run planned now over the labelled photos (all counts 0 below two photos)."""
     content_hashes = dataset.labelled_content_hashes(session)
     if len(content_hashes) < 2:
-        return 0, 0
-    train, validation = split_photos(content_hashes, train_config)
-    return len(train), len(validation)
+        return PlannedSplit(0, 0, 0)
+    train, validation = split_photos(content_hashes, train_config, learnt)
+    learnt_count = len(set(content_hashes.values()) & set(learnt))
+    return PlannedSplit(len(train), len(validation), learnt_count)
 
 
 def _repeat_matching(session, photo_ids: list[int], repeat: Sequence[tuple[str, int]]) -> list[int]:
@@ -265,7 +298,7 @@ def execute_run(run_id: int, announce=None) -> dict:
     `announce(epoch, logs, seconds)`, if given, is told about every finished epoch (the CLI prints it),
     and about epoch 0, the starting model's validation scores, when the run fine-tunes one.
     """
-    from catseg.models import read_card, save_model_version
+    from catseg.models import read_card, read_learnt_photos, save_model_version
     from catseg.training import train
 
     started = time.monotonic()
@@ -277,6 +310,8 @@ def execute_run(run_id: int, announce=None) -> dict:
             by_id = {photo_id: (photo, mask) for photo_id, photo, mask in dataset.labelled_pairs(session)}
             train_pairs = [by_id[i] for i in run.train_photo_ids if i in by_id]
             validation_pairs = [by_id[i] for i in run.validation_photo_ids if i in by_id]
+            content_hashes = dataset.labelled_content_hashes(session)
+            taught = {content_hashes[i] for i in run.train_photo_ids if i in content_hashes}
             initial_spec = run.initial_model
             batches_per_epoch = -(-len(train_pairs) // train_config.batch_size)
             runs.mark_running(session, run_id, os.getpid(), batches_per_epoch)
@@ -308,6 +343,7 @@ def execute_run(run_id: int, announce=None) -> dict:
                  "train_photos": len(train_pairs), "validation_photos": len(validation_pairs),
                  **({"starting_val_iou": starting_val_iou} if starting_val_iou is not None else {})},
                 directory, test_time_scales, test_time_flip,
+                learnt_photos=taught | (read_learnt_photos(initial) if initial is not None else frozenset()),
             )
             with storage.begin() as session:
                 version = runs.add_model_version(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from typing import Collection, Sequence
 
 
 def split_indices(n: int, validation_fraction: float = 0.25, seed: int = 42) -> tuple[list[int], list[int]]:
@@ -28,7 +28,8 @@ def split_indices(n: int, validation_fraction: float = 0.25, seed: int = 42) -> 
     return sorted(train), sorted(validation)
 
 
-def stable_split(keys: Sequence[str], validation_fraction: float = 0.25, seed: int = 42) -> tuple[list[int], list[int]]:
+def stable_split(keys: Sequence[str], validation_fraction: float = 0.25, seed: int = 42,
+                 must_teach: Collection[str] = ()) -> tuple[list[int], list[int]]:
     """Split items into (train, validation) indices by a hash of each item's key and the seed.
 
     An item's side depends on its own key alone, so it keeps its side as the set grows: a photo
@@ -36,14 +37,21 @@ def stable_split(keys: Sequence[str], validation_fraction: float = 0.25, seed: i
     model that learnt it (``split_indices`` shuffles positions, so one new photo reshuffles all).
     The validation share is ``validation_fraction`` on average; in a set too small to put a photo
     on each side, the lowest-scored item goes to validation or the highest-scored to training.
+
+    ``must_teach``: keys a starting model has learnt already (another run's or the starter's
+    training photos, whatever split made them). They always train, and the hold-out is drawn
+    from the other items by the same rule; only when every item is in ``must_teach`` is the
+    plain split used, with a hold-out that flatters the starting model.
     """
     count = len(keys)
     _check_split(count, validation_fraction)
     # A uniform number in [0, 1) per key, the same on every machine and in every Python.
     scores = [int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big") / 2**64 for key in keys]
-    validation = {index for index, score in enumerate(scores) if score < validation_fraction}
+    learnt = frozenset(must_teach)
+    candidates = [index for index, key in enumerate(keys) if key not in learnt] or list(range(count))
+    validation = {index for index in candidates if scores[index] < validation_fraction}
     if not validation:
-        validation = {min(range(count), key=scores.__getitem__)}
+        validation = {min(candidates, key=scores.__getitem__)}
     elif len(validation) == count:
         validation.discard(max(range(count), key=scores.__getitem__))
     return [index for index in range(count) if index not in validation], sorted(validation)

@@ -7,8 +7,8 @@ import storage
 from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
-from catseg.runs import (MINIMUM_LABELLED, RunProgress, planned_split, reap_dead_runs, run_folder, run_minutes,
-                         run_progress, start_run, stop_run)
+from catseg.runs import (MINIMUM_LABELLED, PlannedSplit, RunProgress, learnt_by, planned_split, reap_dead_runs,
+                         run_folder, run_minutes, run_progress, start_run, stop_run)
 from storage import dataset, runs
 from wording import version_label
 
@@ -30,7 +30,6 @@ st.title("Train")
 
 with storage.begin() as session:
     numbers = dataset.counts(session)
-    _, held_out = planned_split(session, DEFAULT_TRAINING)
     versions = runs.list_model_versions(session)
 
 
@@ -52,6 +51,19 @@ def start_label(initial_model: str | None) -> str:
     if initial_model == "pretrained":
         return "pretrained U^2-Net-p"
     return f"model #{initial_model}" if initial_model.isdigit() else "a model folder"
+
+
+def split_words(labelled: int, split: PlannedSplit) -> str:
+    """Which labelled photos teach and which measure the run, and why the starting model's own photos teach."""
+    if split.hold_out_flatters:
+        return (f"{labelled} labelled photos, all of which taught the starting model already: the {split.held_out} "
+                "held out to measure the run will flatter it. Label photos it has not seen for a fair measure.")
+    if split.learnt:
+        return (f"{labelled} labelled photos: {split.learnt} taught the starting model already, so they always teach "
+                f"(held out, they would flatter it). Of the other {labelled - split.learnt}, {split.held_out} are "
+                "held out to measure the model (about a quarter, each photo always on the same side); the rest teach it.")
+    return (f"{labelled} labelled photos: {split.held_out} are held out to measure the model (about a quarter, "
+            "each photo always on the same side); the rest teach it.")
 
 
 def progress_text(progress: RunProgress) -> str:
@@ -142,8 +154,6 @@ if active_now is None:
         if numbers.labelled < MINIMUM_LABELLED:
             st.info(f"Training needs at least {MINIMUM_LABELLED} labelled photos; you have {numbers.labelled}. "
                     "Label photos on the Annotate page or import a labelled folder on the Photos page.")
-        st.caption(f"{numbers.labelled} labelled photos: {held_out} are held out to measure the model (about a "
-                   "quarter, each photo always on the same side); the rest teach it.")
         # The common case on one screen: what to start from and for how long. Everything else keeps
         # its default under "Advanced settings".
         start_column, minutes_column = st.columns(2)
@@ -159,6 +169,14 @@ if active_now is None:
             help="Fine-tuning a model that already knows cats learns faster than starting from scratch; "
                  "it keeps that model's network and image size.")
         start_from = None if start_choice == "scratch" else start_choice
+        try:
+            learnt = learnt_by(start_from)
+        except ValueError as error:  # a damaged or vanished model folder: say so, and split as if it learnt none
+            st.warning(str(error))
+            learnt = frozenset()
+        with storage.begin() as session:
+            split = planned_split(session, DEFAULT_TRAINING, learnt)
+        st.caption(split_words(numbers.labelled, split))
         minutes = minutes_column.slider("Time budget (minutes)", 1, 120,
                                         int((DEFAULT_TRAINING.max_seconds or 600) // 60), key="train_minutes",
                                         help="Training stops when the time is up and keeps its best epoch.")

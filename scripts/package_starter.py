@@ -134,7 +134,10 @@ def model_card_markdown(card: dict) -> str:
     lines += [f"- {item['name']}: {item['photos']} photos. Licence: {item['licence']}." for item in about["data"]]
     lines += [
         "",
-        "The photos themselves are not in this repository; they are the licensed sets in `../shared/data`.",
+        "The photos themselves are not in this repository; they are the licensed sets in `../shared/data`. "
+        "`learnt_photos.txt` lists the SHA-256 content hashes of those on the training side of its run (the rest "
+        "were its hold-out): a run fine-tuned from this model learns from them again but never holds them out, "
+        "where they would flatter it.",
         "",
         "## Scores on photos it never saw",
         "",
@@ -211,7 +214,7 @@ def main() -> None:
         previous_about = json.loads(arguments.previous_card.read_text(encoding="utf-8"))["about"]
 
     import storage
-    from catseg.models import CARD_FILENAME, MODEL_FILENAME, load_model_version
+    from catseg.models import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, MODEL_FILENAME, load_model_version
     from storage import runs
 
     shipped_run = arguments.run_id[-1]
@@ -264,6 +267,10 @@ def main() -> None:
         (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
         for notice in arguments.notice:
             shutil.copyfile(notice, staging / notice.name)
+        # What the runs learnt, so that fine-tunes of the starter never hold those photos out.
+        learnt_photos = version.directory / LEARNT_PHOTOS_FILENAME
+        if learnt_photos.is_file():
+            shutil.copyfile(learnt_photos, staging / LEARNT_PHOTOS_FILENAME)
         megabytes = (staging / MODEL_FILENAME).stat().st_size / 2**20
         if megabytes > MAXIMUM_MEGABYTES:
             raise SystemExit(f"{MODEL_FILENAME} is {megabytes:.1f} MB, over the {MAXIMUM_MEGABYTES} MB limit.")

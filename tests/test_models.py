@@ -20,6 +20,7 @@ from catseg.models import (
     build_unet,
     compile_model,
     load_model_version,
+    read_learnt_photos,
     save_model_version,
 )
 
@@ -133,6 +134,20 @@ def test_save_and_load_round_trip_gives_identical_predictions(tmp_path: Path) ->
 
     with pytest.raises(FileExistsError):
         save_model_version(model, model_config, train_config, {}, target)
+
+
+def test_a_version_keeps_the_content_hashes_of_the_photos_it_learnt(tmp_path: Path) -> None:
+    model_config = ModelConfig(architecture="unet", image_size=32, base_filters=4)
+    model = build_model(model_config)
+    learnt = {f"{number:064x}" for number in (3, 1, 2)}
+    target = save_model_version(model, model_config, TrainConfig(), {}, tmp_path / "v1", learnt_photos=learnt)
+    assert read_learnt_photos(target) == learnt
+    assert (target / "learnt_photos.txt").read_text().splitlines() == sorted(learnt)
+    # A version saved before catseg recorded them, or from random weights with no photos, learnt none.
+    assert read_learnt_photos(save_model_version(model, model_config, TrainConfig(), {}, tmp_path / "v2")) == set()
+    (target / "learnt_photos.txt").write_text("not a hash\n")
+    with pytest.raises(ValueError, match="damaged.*not a SHA-256 content hash"):
+        read_learnt_photos(target)
 
 
 def test_loading_a_folder_without_a_card_is_a_clear_error(tmp_path: Path) -> None:

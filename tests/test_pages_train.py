@@ -163,7 +163,40 @@ def test_the_page_says_how_many_photos_a_run_holds_out(catseg_home):
 
     add_labelled(20)
     with storage.begin() as session:
-        teach, held_out = planned_split(session, TrainConfig())
-    assert teach + held_out == 20 and held_out
+        split = planned_split(session, TrainConfig())
+    assert split.teach + split.held_out == 20 and split.held_out and not split.learnt
     app = open_train_page()
-    assert any(caption.value.startswith(f"20 labelled photos: {held_out} are held out") for caption in app.caption)
+    assert any(caption.value.startswith(f"20 labelled photos: {split.held_out} are held out")
+               for caption in app.caption)
+
+
+def test_the_page_says_which_photos_the_starting_model_learnt(catseg_home, tmp_path, monkeypatch):
+    from catseg.models import LEARNT_PHOTOS_FILENAME, learnt_photos_text
+    from conftest import save_tiny_model
+    from storage import dataset
+
+    add_labelled(20)
+    with storage.begin() as session:
+        hashes = list(dataset.labelled_content_hashes(session).values())
+    starter = save_tiny_model(tmp_path / "starter_model")
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(starter))
+    learnt_file = starter / LEARNT_PHOTOS_FILENAME
+    learnt_file.write_text(learnt_photos_text(hashes[:5]))
+    app = open_train_page()
+    assert not app.exception
+    assert any(caption.value.startswith("20 labelled photos: 5 taught the starting model already, so they always teach")
+               for caption in app.caption)
+    # From random weights nothing was learnt.
+    app.selectbox(key="train_start_from").set_value("scratch").run()
+    assert not any("taught the starting model" in caption.value for caption in app.caption)
+    # A start that learnt every photo: the page says its hold-out will flatter it.
+    learnt_file.write_text(learnt_photos_text(hashes))
+    app = open_train_page()
+    assert any(caption.value.startswith("20 labelled photos, all of which taught the starting model already")
+               for caption in app.caption)
+    # A damaged list is a warning, not a traceback, and the page still plans a split.
+    learnt_file.write_text("not a hash\n")
+    app = open_train_page()
+    assert not app.exception
+    assert any("damaged" in warning.value for warning in app.warning)
+    assert any(caption.value.startswith("20 labelled photos: ") for caption in app.caption)

@@ -85,6 +85,12 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert {"run_id", "model_id", "best_val_iou", "seconds"} <= set(summary)
     with storage.begin() as session:
         first_directory = runs.model_version_for_run(session, summary["run_id"]).directory
+    # A version lists the photos it learnt (its run's training photos), for the runs that start from it.
+    from catseg.models import read_learnt_photos
+    with storage.begin() as session:
+        hashes = dataset.labelled_content_hashes(session)
+        first_taught = {hashes[i] for i in runs.get_run(session, summary["run_id"]).train_photo_ids}
+    assert first_taught and read_learnt_photos(first_directory) == first_taught
     card_path = first_directory / "card.json"
     card = json.loads(card_path.read_text())
     assert "test_time_scales" not in card
@@ -113,6 +119,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
         fine_tuned_directory = runs.model_version_for_run(session, fine_tuned["run_id"]).directory
     assert read_card(fine_tuned_directory)["test_time_scales"] == [1.0, 1.5]  # inherited at the same size
     assert read_card(fine_tuned_directory)["test_time_flip"] is False
+    assert read_learnt_photos(fine_tuned_directory) >= first_taught  # what its start learnt, and its own photos
     assert read_card(fine_tuned_directory)["metrics"]["starting_val_iou"] == pytest.approx(fine_tuned["starting_val_iou"])
     # --size with --from-model: the same weights fine-tuned on larger photos
     larger = run_cli(catseg_home, "train", "--from-model", str(summary["model_id"]), "--size", "64",
@@ -248,7 +255,7 @@ def test_a_diverged_run_fails_with_a_reason_instead_of_a_database_error(catseg_h
 
 @pytest.mark.both_databases
 def test_labelling_more_photos_never_moves_a_training_photo_into_the_hold_out(catseg_home):
-    from catseg.runs import plan_run, planned_split
+    from catseg.runs import PlannedSplit, plan_run, planned_split
 
     add_labelled(12)
     first = plan_run(TINY_MODEL, TINY_TRAINING)
@@ -264,5 +271,37 @@ def test_labelling_more_photos_never_moves_a_training_photo_into_the_hold_out(ca
         assert not trained_on & set(after.validation_photo_ids)
         assert held_out <= set(after.validation_photo_ids) and trained_on <= set(after.train_photo_ids)
         # The Train page's count is the split a run gets.
-        assert planned_split(session, TINY_TRAINING) == (len(after.train_photo_ids), len(after.validation_photo_ids))
+        assert planned_split(session, TINY_TRAINING) == PlannedSplit(
+            len(after.train_photo_ids), len(after.validation_photo_ids), learnt=0)
         runs.finish_run(session, second, "stopped")
+
+
+@pytest.mark.both_databases
+def test_a_run_never_holds_out_a_photo_its_starting_model_learnt(catseg_home, tmp_path, monkeypatch):
+    """Whatever split taught the starting model (another seed, another share, the starter's own run)."""
+    from catseg.models import LEARNT_PHOTOS_FILENAME, learnt_photos_text
+    from catseg.runs import PlannedSplit, learnt_by, plan_run, planned_split
+    from conftest import save_tiny_model
+
+    add_labelled(20)
+    from_scratch = plan_run(TINY_MODEL, TINY_TRAINING)
+    with storage.begin() as session:
+        hashes = dataset.labelled_content_hashes(session)
+        would_hold_out = set(runs.get_run(session, from_scratch).validation_photo_ids)
+        runs.finish_run(session, from_scratch, "stopped")
+    # A starter that learnt the very photos this seed holds out, and two more.
+    learnt_ids = would_hold_out | set(list(hashes)[:2])
+    starter = save_tiny_model(tmp_path / "starter_model")
+    (starter / LEARNT_PHOTOS_FILENAME).write_text(learnt_photos_text({hashes[i] for i in learnt_ids}))
+    monkeypatch.setenv("CATSEG_STARTER_MODEL", str(starter))
+    fine_tune = plan_run(TINY_MODEL, TINY_TRAINING, "starter")
+    with storage.begin() as session:
+        view = runs.get_run(session, fine_tune)
+        assert learnt_ids <= set(view.train_photo_ids)
+        assert view.validation_photo_ids and not learnt_ids & set(view.validation_photo_ids)
+        # The Train page's count is the split the run gets, and says how many photos the start learnt.
+        assert planned_split(session, TINY_TRAINING, learnt_by("starter")) == PlannedSplit(
+            len(view.train_photo_ids), len(view.validation_photo_ids), learnt=len(learnt_ids))
+        runs.finish_run(session, fine_tune, "stopped")
+    # From random weights nothing was learnt, so the plain split stands.
+    assert learnt_by(None) == frozenset()

@@ -61,3 +61,25 @@ def test_bad_splits_are_refused() -> None:
         stable_split(keys(1))
     with pytest.raises(ValueError, match="strictly between"):
         stable_split(keys(10), 1.0)
+
+
+def test_photos_the_starting_model_learnt_always_teach() -> None:
+    items = keys(200)
+    _, plain = stable_split(items, 0.25, 42)
+    learnt = {items[index] for index in plain[: len(plain) // 2]} | set(items[:50])
+    train, validation = stable_split(items, 0.25, 42, must_teach=learnt)
+    assert sorted(train + validation) == list(range(200))
+    held = {items[index] for index in validation}
+    # None of the learnt photos is held out; the others keep the side the plain split gives them.
+    assert not held & learnt
+    assert held == {items[index] for index in plain} - learnt
+    assert stable_split(items, 0.25, 42, must_teach=()) == stable_split(items, 0.25, 42)
+
+
+def test_a_hold_out_comes_from_the_photos_not_learnt_however_few() -> None:
+    items = keys(30)
+    for new in items[:3]:
+        train, validation = stable_split(items, 0.25, 42, must_teach=set(items) - {new})
+        assert [items[index] for index in validation] == [new]  # the only photo the start has not seen
+    # When the start learnt every photo there is nothing fair to hold out: the plain split stands.
+    assert stable_split(items, 0.25, 42, must_teach=set(items)) == stable_split(items, 0.25, 42)

@@ -77,3 +77,26 @@ def test_the_seed_validation_score_on_the_card_is_what_evaluate_measures(starter
     assert measured.photos == claimed["photos"] == 21
     assert measured.iou_mean == pytest.approx(claimed["iou_mean"], abs=0.005)
     assert measured.iou_mean >= 0.78  # the goal (the U-Net before it: 0.719)
+
+
+def test_the_starter_lists_the_photos_it_learnt():
+    from catseg.models import read_learnt_photos
+
+    learnt = read_learnt_photos(SHIPPED_STARTER_DIRECTORY)
+    metrics = read_card(SHIPPED_STARTER_DIRECTORY)["metrics"]
+    # Its run's training side: every photo it was shown, the seed-cats ones four times an epoch.
+    assert len(learnt) < metrics["train_photos"]
+    assert len(learnt) + metrics["validation_photos"] == sum(item["photos"] for item in
+                                                            read_card(SHIPPED_STARTER_DIRECTORY)["about"]["data"])
+
+
+@pytest.mark.realdata
+def test_the_starters_learnt_photos_are_its_runs_training_side():
+    """scripts/starter_learnt_photos.py redoes the starter run's split from the data and checks it against the card."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(REPOSITORY_ROOT / "scripts" / "starter_learnt_photos.py"), "--check"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert json.loads(result.stdout)["matches"] is True
