@@ -166,8 +166,9 @@ def test_the_page_says_how_many_photos_a_run_holds_out(catseg_home):
         split = planned_split(session, TrainConfig())
     assert split.teach + split.held_out == 20 and split.held_out and not split.learnt
     app = open_train_page()
-    assert any(caption.value.startswith(f"20 labelled photos: {split.held_out} are held out")
-               for caption in app.caption)
+    words = next(caption.value for caption in app.caption if caption.value.startswith("20 labelled photos: "))
+    assert words.startswith(f"20 labelled photos: {split.held_out} are held out")
+    assert ("largely chance" in words) == (split.held_out < 5)  # a word on a hold-out of a few photos only
 
 
 def test_the_page_says_which_photos_the_starting_model_learnt(catseg_home, tmp_path, monkeypatch):
@@ -186,6 +187,11 @@ def test_the_page_says_which_photos_the_starting_model_learnt(catseg_home, tmp_p
     assert not app.exception
     assert any(caption.value.startswith("20 labelled photos: 5 taught the starting model already, so they always teach")
                for caption in app.caption)
+    # A start that learnt all but two photos can hold out one or two: the page says what that is worth.
+    learnt_file.write_text(learnt_photos_text(hashes[:18]))
+    app = open_train_page()
+    assert any(caption.value.startswith("20 labelled photos: 18 taught the starting model already")
+               and "largely chance" in caption.value for caption in app.caption)
     # From random weights nothing was learnt.
     app.selectbox(key="train_start_from").set_value("scratch").run()
     assert not any("taught the starting model" in caption.value for caption in app.caption)
