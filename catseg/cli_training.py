@@ -13,8 +13,8 @@ def command_train(arguments: argparse.Namespace) -> int:
 
     import storage
     from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
-    from catseg.runs import execute_run, local_stop_request, plan_run
-    from storage import runs
+    from catseg.runs import execute_run, learnt_by, local_stop_request, plan_run
+    from storage import dataset, runs
 
     model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
     model_config = ModelConfig(**{k: v for k, v in model_overrides.items() if v is not None})
@@ -38,8 +38,14 @@ def command_train(arguments: argparse.Namespace) -> int:
         planned_run = runs.get_run(session, run_id)
         planned = ModelConfig.from_dict(planned_run.model_config)
         from_starter = planned_run.initial_model == "starter"
-    print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px "
-          f"(Ctrl+C stops it and keeps the best epoch so far).", file=sys.stderr)
+        content_hashes = dataset.labelled_content_hashes(session)
+        teaching = {content_hashes[i] for i in planned_run.train_photo_ids if i in content_hashes}
+        held_out = len(planned_run.validation_photo_ids)
+    learnt = len(teaching & learnt_by(arguments.from_model))
+    print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px on {len(teaching)} photos"
+          + (f" ({learnt} of them learnt by the starting model, so never held out)" if learnt else "")
+          + f", {held_out} held out to pick the epoch (Ctrl+C stops it and keeps the best epoch so far).",
+          file=sys.stderr)
     def stop_gently(signal_number, frame) -> None:
         # First Ctrl+C: finish the batch, keep the best epoch. A second one interrupts at once.
         print("\nStopping after this batch; the best epoch so far is kept (Ctrl+C again to abort).", file=sys.stderr)

@@ -107,6 +107,9 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert fine_tuned["starting_val_iou"] == pytest.approx(summary["best_val_iou"], abs=1e-4)
     assert view.starting_val_iou == pytest.approx(fine_tuned["starting_val_iou"])
     assert "starting model: validation IoU" in second.stderr
+    # Both runs say how they split the photos; the fine-tune's start learnt the first run's training photos.
+    assert f"on {len(first_taught)} photos, " in first.stderr and "held out to pick the epoch" in first.stderr
+    assert f"({len(first_taught)} of them learnt by the starting model, so never held out)" in second.stderr
     assert view.train_config["augment"] is False
     # Fine-tuning's own recipe (FINE_TUNE_TRAINING), and the from-scratch one.
     assert (view.train_config["learning_rate"], view.train_config["average_momentum"]) == (3e-4, 0.99)
