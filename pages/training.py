@@ -67,7 +67,8 @@ def split_words(labelled: int, split: PlannedSplit) -> str:
         words = (f"{labelled} labelled photos: {split.held_out} are held out to measure the model (about a quarter, "
                  "each photo always on the same side); the rest teach it.")
     if 0 < split.held_out < FEW_HELD_OUT:
-        # Measured: two 10-minute fine-tunes whose hold-out was one photo kept epochs 4 and 12 (docs/benchmarks.md).
+        # Identical fine-tunes held out one photo and kept an early epoch in one run, a middle one in the next
+        # (docs/benchmarks.md): a hold-out this small cannot tell epochs apart.
         words += (" With so few held out, which epoch the run keeps is largely chance: label more photos "
                   "the starting model has not seen for a steadier choice.")
     return words
