@@ -11,8 +11,8 @@ Without `--score` a set is scored on the photos it leaves out (seed: seed-valid,
 feral-unseen: feral-rest, and back). The product path runs end to end in a throw-away
 CATSEG_HOME: import the photos, plan a run with the Train page's defaults for a start from a
 model (the run holds out about a quarter of the photos the starting model has not learnt, to pick
-the epoch), run it in this process as the page's worker does. Scores are `catseg evaluate`'s: mean foreground IoU per photo at
-full resolution, with the model's test-time views. `seconds` runs from the import to the
+the epoch), run it in this process as the page's worker does. Scores are `catseg evaluate`'s:
+mean foreground IoU per photo at full resolution, with the model's test-time views. `seconds` runs from the import to the
 saved model version; `gain` is the fine-tuned score less the starting model's.
 
 When `--train` and `--score` name the same photos the run trains on all of them and picks
