@@ -40,12 +40,18 @@ def command_train(arguments: argparse.Namespace) -> int:
         from_starter = planned_run.initial_model == "starter"
         content_hashes = dataset.labelled_content_hashes(session)
         teaching = {content_hashes[i] for i in planned_run.train_photo_ids if i in content_hashes}
-        held_out = len(planned_run.validation_photo_ids)
-    learnt = len(teaching & learnt_by(arguments.from_model))
-    print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px on {len(teaching)} photos"
-          + (f" ({learnt} of them learnt by the starting model, so never held out)" if learnt else "")
-          + f", {held_out} held out to pick the epoch (Ctrl+C stops it and keeps the best epoch so far).",
-          file=sys.stderr)
+        held_out = {content_hashes[i] for i in planned_run.validation_photo_ids if i in content_hashes}
+    learnt = learnt_by(arguments.from_model)
+    if held_out & learnt:  # only when the start learnt every photo (catseg.splits.stable_split)
+        split_words = (f"on {len(teaching)} photos, {len(held_out)} held out to pick the epoch; the starting model "
+                       "learnt all of them, so the held-out ones will flatter it")
+    elif teaching & learnt:
+        split_words = (f"on {len(teaching)} photos ({len(teaching & learnt)} of them learnt by the starting model, "
+                       f"so never held out), {len(held_out)} held out to pick the epoch")
+    else:
+        split_words = f"on {len(teaching)} photos, {len(held_out)} held out to pick the epoch"
+    print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px {split_words}. "
+          "Ctrl+C stops it and keeps the best epoch so far.", file=sys.stderr)
     def stop_gently(signal_number, frame) -> None:
         # First Ctrl+C: finish the batch, keep the best epoch. A second one interrupts at once.
         print("\nStopping after this batch; the best epoch so far is kept (Ctrl+C again to abort).", file=sys.stderr)

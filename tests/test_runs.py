@@ -110,6 +110,15 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     # Both runs say how they split the photos; the fine-tune's start learnt the first run's training photos.
     assert f"on {len(first_taught)} photos, " in first.stderr and "held out to pick the epoch" in first.stderr
     assert f"({len(first_taught)} of them learnt by the starting model, so never held out)" in second.stderr
+    # A start that learnt every labelled photo: the hold-out has to come from them, and the CLI says so.
+    import shutil
+    from catseg.models import LEARNT_PHOTOS_FILENAME, learnt_photos_text
+    knows_all = catseg_home.parent / "knows-all"
+    shutil.copytree(first_directory, knows_all)
+    (knows_all / LEARNT_PHOTOS_FILENAME).write_text(learnt_photos_text(hashes.values()))
+    flattering = run_cli(catseg_home, "train", "--from-model", str(knows_all), "--epochs", "1", "--json")
+    assert flattering.returncode == 0, flattering.stderr[-2000:]
+    assert "the starting model learnt all of them, so the held-out ones will flatter it" in flattering.stderr
     assert view.train_config["augment"] is False
     # Fine-tuning's own recipe (FINE_TUNE_TRAINING), and the from-scratch one.
     assert (view.train_config["learning_rate"], view.train_config["average_momentum"]) == (3e-4, 0.99)
