@@ -13,8 +13,8 @@ def command_train(arguments: argparse.Namespace) -> int:
 
     import storage
     from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
-    from catseg.runs import execute_run, learnt_by, local_stop_request, plan_run
-    from storage import dataset, runs
+    from catseg.runs import execute_run, learnt_by, local_stop_request, plan_run, run_split
+    from storage import runs
 
     model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
     model_config = ModelConfig(**{k: v for k, v in model_overrides.items() if v is not None})
@@ -38,18 +38,15 @@ def command_train(arguments: argparse.Namespace) -> int:
         planned_run = runs.get_run(session, run_id)
         planned = ModelConfig.from_dict(planned_run.model_config)
         from_starter = planned_run.initial_model == "starter"
-        content_hashes = dataset.labelled_content_hashes(session)
-        teaching = {content_hashes[i] for i in planned_run.train_photo_ids if i in content_hashes}
-        held_out = {content_hashes[i] for i in planned_run.validation_photo_ids if i in content_hashes}
-    learnt = learnt_by(arguments.from_model)
-    if held_out & learnt:  # only when the start learnt every photo (catseg.splits.stable_split)
-        split_words = (f"on {len(teaching)} photos, {len(held_out)} held out to pick the epoch; the starting model "
+        split = run_split(session, run_id, learnt_by(arguments.from_model))
+    if split.hold_out_flatters:
+        split_words = (f"on {split.teach} photos, {split.held_out} held out to pick the epoch; the starting model "
                        "learnt all of them, so the held-out ones will flatter it")
-    elif teaching & learnt:
-        split_words = (f"on {len(teaching)} photos ({len(teaching & learnt)} of them learnt by the starting model, "
-                       f"so never held out), {len(held_out)} held out to pick the epoch")
+    elif split.learnt:
+        split_words = (f"on {split.teach} photos ({split.learnt} of them learnt by the starting model, "
+                       f"so never held out), {split.held_out} held out to pick the epoch")
     else:
-        split_words = f"on {len(teaching)} photos, {len(held_out)} held out to pick the epoch"
+        split_words = f"on {split.teach} photos, {split.held_out} held out to pick the epoch"
     print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px {split_words}. "
           "Ctrl+C stops it and keeps the best epoch so far.", file=sys.stderr)
     def stop_gently(signal_number, frame) -> None:

@@ -183,14 +183,28 @@ def learnt_by(initial_model: str | None) -> frozenset[str]:
     return read_learnt_photos(resolve_model(initial_model))
 
 
+def _split_counts(content_hashes: dict[int, str], train_ids: Sequence[int], validation_ids: Sequence[int],
+                  learnt: Collection[str]) -> PlannedSplit:
+    """Counts of distinct photos on each side (a repeated training photo counts once), and of those learnt."""
+    teach = {content_hashes[i] for i in train_ids if i in content_hashes}
+    held_out = {content_hashes[i] for i in validation_ids if i in content_hashes}
+    return PlannedSplit(len(teach), len(held_out), len((teach | held_out) & set(learnt)))
+
+
 def planned_split(session, train_config: TrainConfig, learnt: Collection[str] = ()) -> PlannedSplit:
     """The split of a run planned now over the labelled photos (all counts 0 below two photos)."""
     content_hashes = dataset.labelled_content_hashes(session)
     if len(content_hashes) < 2:
         return PlannedSplit(0, 0, 0)
     train, validation = split_photos(content_hashes, train_config, learnt)
-    learnt_count = len(set(content_hashes.values()) & set(learnt))
-    return PlannedSplit(len(train), len(validation), learnt_count)
+    return _split_counts(content_hashes, train, validation, learnt)
+
+
+def run_split(session, run_id: int, learnt: Collection[str] = ()) -> PlannedSplit:
+    """The split a recorded run got, counted as `planned_split` counts it."""
+    run = runs.get_run(session, run_id)
+    return _split_counts(dataset.labelled_content_hashes(session), run.train_photo_ids, run.validation_photo_ids,
+                         learnt)
 
 
 def _repeat_matching(session, photo_ids: list[int], repeat: Sequence[tuple[str, int]]) -> list[int]:
