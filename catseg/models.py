@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
 from catseg import __version__
-from catseg.config import ModelConfig, TrainConfig
+from catseg.config import PRECISIONS, ModelConfig, TrainConfig
 
 MODEL_FILENAME = "model.keras"
 CARD_FILENAME = "card.json"
@@ -83,7 +85,9 @@ def build_tutorial_unet(image_size: int = 256) -> Any:
         x = layers.concatenate([x, skip])
         x = two_convs(x, filters)
 
-    outputs = layers.Conv2D(1, (1, 1), activation="sigmoid", name="cat_probability")(x)
+    # float32 output, as in every catseg network: under mixed precision the probabilities and
+    # the loss keep their full precision (the tutorial trained in float32 throughout).
+    outputs = layers.Conv2D(1, (1, 1), activation="sigmoid", dtype="float32", name="cat_probability")(x)
     return keras.Model(inputs, outputs, name="tutorial_unet")
 
 
@@ -248,6 +252,67 @@ def at_input_size(model: Any, image_size: int) -> Any:
         )
     except ValueError as error:
         raise ValueError(f"This network cannot take {image_size}-pixel photos: {error}") from None
+
+
+def native_bfloat16() -> bool:
+    """True when this processor computes bfloat16 natively (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(setting: str) -> str:
+    """The Keras dtype policy for a precision setting: "auto" is mixed_bfloat16 where the
+    processor has bfloat16 instructions (about twice as fast there) and float32 elsewhere
+    (where bfloat16 is emulated and slow)."""
+    if setting not in PRECISIONS:
+        raise ValueError(f"Unknown precision {setting!r}; choose one of {', '.join(PRECISIONS)}.")
+    if setting == "auto":
+        return "mixed_bfloat16" if native_bfloat16() else "float32"
+    return setting
+
+
+@contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Build networks under Keras' `precision` policy, then put back the policy found.
+
+    Keras keeps the policy per thread, so this never changes another thread's networks."""
+    keras = _keras()
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def in_precision(model: Any, precision: str) -> Any:
+    """The same weights in a network that computes in `precision` ("float32" or
+    "mixed_bfloat16"); `model` itself when it already does.
+
+    A loaded network keeps the float32 policy it was saved with, so every layer is cloned
+    under the new policy except the output layers, which compute in float32 either way
+    (probabilities and the loss keep their full precision).
+    """
+    outputs = set(model.output_names)
+    # The layers' own policies, not the model's: a network loaded while another policy is
+    # global reports that policy for itself, yet its layers compute as they were saved.
+    if all(layer.dtype_policy.name == precision for layer in model.layers if layer.weights and layer.name not in outputs):
+        return model
+    keras = _keras()
+
+    def under_policy(layer: Any) -> Any:
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer.name in outputs else precision
+        return layer.__class__.from_config(config)
+
+    with dtype_policy(precision):
+        twin = keras.models.clone_model(model, clone_function=under_policy, recursive=True)
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def compile_model(model: Any, learning_rate: float, jit_compile: bool | str = "auto",

@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -214,23 +212,6 @@ def _check_pairs(name: str, pairs: Sequence[tuple[PathLike, PathLike]]) -> list[
     return pairs
 
 
-def native_bfloat16() -> bool:
-    """True when this processor computes bfloat16 natively (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def training_precision(setting: str) -> str:
-    """The Keras dtype policy a run uses for TrainConfig.precision ("auto" decided for this machine)."""
-    if setting == "auto":
-        return "mixed_bfloat16" if native_bfloat16() else "float32"
-    return setting
-
-
 def train(
     model_config: ModelConfig | None,
     train_config: TrainConfig,
@@ -255,7 +236,7 @@ def train(
     """
     import keras
 
-    from catseg.models import compile_model
+    from catseg.models import compile_model, dtype_policy, in_precision, resolve_precision
     from catseg.u2netp import with_side_outputs
 
     if not isinstance(train_config, TrainConfig):
@@ -264,8 +245,8 @@ def train(
     val_pairs = _check_pairs("val_pairs", val_pairs)
 
     started = time.monotonic()
-    precision = training_precision(train_config.precision)
-    with _dtype_policy(precision):
+    precision = resolve_precision(train_config.precision)
+    with dtype_policy(precision):
         keras.utils.set_random_seed(train_config.seed)
         model, model_config = _starting_model(model_config, initial_model_directory, train_config, precision)
         # U^2-Net-p learns from all seven of its maps (deep supervision) and is kept with its fused
@@ -314,8 +295,8 @@ def train(
         )
         if control.best_weights is not None:
             fit_model.set_weights(control.best_weights)
-    if precision != "float32":
-        model = _rebuilt(model, model_config)
+    # Saved and used for inference as float32: whoever loads it picks the precision.
+    model = in_precision(model, "float32")
     return TrainResult(
         model=model,
         model_config=model_config,
@@ -330,24 +311,12 @@ def train(
     )
 
 
-@contextmanager
-def _dtype_policy(precision: str) -> Iterator[None]:
-    """Build and train under Keras' `precision` policy, then leave the process at float32 as found."""
-    import keras
-
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 def _starting_model(
     model_config: ModelConfig | None, initial_model_directory: Path | str | None, train_config: TrainConfig,
     precision: str,
 ) -> tuple[Any, ModelConfig]:
     """(network, its ModelConfig) to train: a new one, or a saved version to fine-tune."""
-    from catseg.models import at_input_size, build_model, load_model_version
+    from catseg.models import at_input_size, build_model, in_precision, load_model_version
 
     if initial_model_directory is None:
         if not isinstance(model_config, ModelConfig):
@@ -366,19 +335,7 @@ def _starting_model(
         model = at_input_size(model, model_config.image_size)
     else:
         model_config = saved_config
-    if precision != "float32":
-        # A loaded network keeps the float32 policy it was saved with.
-        model = _rebuilt(model, model_config)
+    model = in_precision(model, precision)
     if train_config.freeze_batch_norm:
         _freeze_batch_norm(model)
     return model, model_config
-
-
-def _rebuilt(model: Any, model_config: ModelConfig) -> Any:
-    """The same weights in a network built under the current dtype policy."""
-    from catseg.models import build_model
-
-    # pretrained=False: the weights come from `model`, nothing is to be downloaded.
-    twin = build_model(dataclasses.replace(model_config, pretrained=False))
-    twin.set_weights(model.get_weights())
-    return twin

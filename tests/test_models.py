@@ -19,6 +19,8 @@ from catseg.models import (
     build_tutorial_unet,
     build_unet,
     compile_model,
+    dtype_policy,
+    in_precision,
     load_model_version,
     read_learnt_photos,
     save_model_version,
@@ -134,6 +136,35 @@ def test_save_and_load_round_trip_gives_identical_predictions(tmp_path: Path) ->
 
     with pytest.raises(FileExistsError):
         save_model_version(model, model_config, train_config, {}, target)
+
+
+def test_in_precision_clones_a_saved_network_to_bfloat16_and_back(tmp_path: Path) -> None:
+    import keras
+
+    model_config = ModelConfig(architecture="unet", image_size=32, base_filters=4)
+    target = save_model_version(build_model(model_config), model_config, TrainConfig(), {}, tmp_path / "v1")
+    photos = np.random.default_rng(2).random((2, 32, 32, 3), dtype=np.float32)
+    # Loaded while bfloat16 is the global policy, as a fine-tune loads its start: the network
+    # itself then reports bfloat16, but its layers still compute in float32 as saved.
+    with dtype_policy("mixed_bfloat16"):
+        loaded = load_model_version(target)[0]
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy found is put back
+    expected = np.asarray(loaded.predict_on_batch(photos))
+
+    fast = in_precision(loaded, "mixed_bfloat16")
+    assert fast is not loaded
+    policies = {layer.name: layer.dtype_policy.name for layer in fast.layers if layer.weights}
+    assert policies.pop("cat_probability") == "float32"  # probabilities keep full precision
+    assert set(policies.values()) == {"mixed_bfloat16"}
+    fast_output = np.asarray(fast.predict_on_batch(photos))
+    assert fast_output.dtype == np.float32
+    assert np.abs(fast_output - expected).max() < 0.05 and not np.array_equal(fast_output, expected)
+    assert in_precision(fast, "mixed_bfloat16") is fast
+
+    back = in_precision(fast, "float32")
+    assert {layer.dtype_policy.name for layer in back.layers if layer.weights} == {"float32"}
+    np.testing.assert_array_equal(np.asarray(back.predict_on_batch(photos)), expected)  # same weights, not copies of copies
+    assert in_precision(loaded, "float32") is loaded
 
 
 def test_a_version_keeps_the_content_hashes_of_the_photos_it_learnt(tmp_path: Path) -> None:

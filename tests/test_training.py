@@ -100,9 +100,10 @@ def test_best_epoch_weights_are_restored(disc_pairs) -> None:
         train_pairs,
         val_pairs,
     )
-    from catseg.models import compile_model
+    from catseg.models import compile_model, in_precision, resolve_precision
 
-    model = compile_model(result.model, 1e-3)
+    # The returned network is float32; its epoch was scored in the run's own arithmetic.
+    model = compile_model(in_precision(result.model, resolve_precision("auto")), 1e-3)
     images, masks = load_examples(val_pairs, SIZE)
     evaluated = model.evaluate(make_dataset(images, masks, 4, training=False), verbose=0, return_dict=True)
     assert evaluated["iou"] == pytest.approx(result.best_metrics["val_iou"], abs=1e-4)
@@ -219,15 +220,17 @@ def test_a_run_in_either_precision_returns_a_float32_network(disc_pairs, precisi
 
 
 def test_auto_precision_picks_bfloat16_only_where_the_processor_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from catseg import training
+    from catseg import models
 
-    monkeypatch.setattr(training, "native_bfloat16", lambda: True)
-    assert training.training_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(training, "native_bfloat16", lambda: False)
-    assert training.training_precision("auto") == "float32"
-    assert training.training_precision("mixed_bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(models, "native_bfloat16", lambda: True)
+    assert models.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(models, "native_bfloat16", lambda: False)
+    assert models.resolve_precision("auto") == "float32"
+    assert models.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="Unknown precision"):
         TrainConfig(precision="float16")
+    with pytest.raises(ValueError, match="Unknown precision 'float16'"):
+        models.resolve_precision("float16")
 
 
 def test_a_run_whose_loss_turns_nan_stops_as_diverged_and_keeps_the_epochs_before(disc_pairs) -> None:
