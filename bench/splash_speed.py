@@ -1,12 +1,12 @@
 """End-to-end colour splash of a 12-megapixel JPEG: read + decode, predict, composite, write JPEG.
 
     .venv/bin/python bench/splash_speed.py [--model best|ID|PATH] [--runs 5] [--effect grey]
-        [--scales 1,1.25] [--flip yes|no]
+        [--scales 1,1.25] [--flip yes|no] [--precision auto|float32|mixed_bfloat16]
 
 Without --model it uses the model the app would (the best version in CATSEG_HOME, else the
 starter), else a freshly built default-architecture model (random weights: the timing is
 the same as a trained one). --scales and --flip time other test-time views than the model
-card's. Prints one JSON object. Targets: median at most 1.2 s and peak memory at most 1.5 GB
+card's; --precision other arithmetic than the app's. Prints one JSON object. Targets: median at most 1.2 s and peak memory at most 1.5 GB
 on 2 CPU cores, on a quiet machine.
 """
 
@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--scales", type=lambda text: [float(part) for part in text.split(",")],
                         help="test-time scales, e.g. 1,1.25 (default: the model card's)")
     parser.add_argument("--flip", choices=("yes", "no"), help="also run the mirror image (default: the model card's)")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"),
+                        help="the network's arithmetic (default: the model card's, else auto, as the app)")
     arguments = parser.parse_args()
 
     from catseg.compositing import SplashSettings
@@ -84,7 +86,8 @@ def main() -> None:
             if arguments.model is not None:
                 raise
             directory, model_name = default_model(folder)
-        predictor = Predictor(directory, arguments.scales, None if arguments.flip is None else arguments.flip == "yes")
+        predictor = Predictor(directory, arguments.scales, None if arguments.flip is None else arguments.flip == "yes",
+                              arguments.precision)
         settings = SplashSettings(effect=arguments.effect, feather_px=arguments.feather)
         output_path = folder / "splash.jpg"
         splash_file(predictor, photo_path, output_path, settings)  # warm-up: first call traces the model
@@ -107,6 +110,7 @@ def main() -> None:
         "model": model_name,
         "input_sizes": list(predictor.input_sizes),
         "mirrored": predictor.flips,
+        "precision": predictor.precision,
         "effect": arguments.effect,
         "photo": source,
         "output_shape": list(written_shape),

@@ -6,6 +6,8 @@ its red channel is high, so the orange cat of `drawn_cat` is found and the noise
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -132,6 +134,34 @@ def test_predictor_is_read_only_and_knows_its_size(tiny_predictor):
     assert tiny_predictor.model_config.image_size == TINY_SIZE
     with pytest.raises(AttributeError):
         tiny_predictor.input_size = 3
+
+
+def test_predictor_precision_follows_the_processor_unless_named(tmp_path, monkeypatch):
+    from catseg import models
+    from catseg.config import ModelConfig, TrainConfig
+    from catseg.models import build_model, save_model_version
+
+    config = ModelConfig(architecture="unet", image_size=TINY_SIZE, base_filters=4)
+    directory = save_model_version(build_model(config), config, TrainConfig(), {}, tmp_path / "unet")
+    photo, _ = drawn_cat(seed=5)
+    monkeypatch.setattr(models, "native_bfloat16", lambda: False)
+    plain = Predictor(directory)
+    assert plain.precision == "float32"
+    monkeypatch.setattr(models, "native_bfloat16", lambda: True)
+    fast = Predictor(directory)
+    assert fast.precision == "mixed_bfloat16" and Predictor(directory, precision="float32").precision == "float32"
+    assert {layer.dtype_policy.name for network in fast._models for layer in network.layers
+            if layer.weights and layer.name != "cat_probability"} == {"mixed_bfloat16"}
+    expected, probability = plain.probability(photo), fast.probability(photo)
+    assert probability.dtype == np.float32 and probability.shape == expected.shape
+    assert np.abs(probability - expected).max() < 0.05
+    with pytest.raises(ValueError, match="Unknown precision 'float16'"):
+        Predictor(directory, precision="float16")
+    # A card may keep its network in float32 (the pretrained U^2-Net-p's does); naming one still wins.
+    card_path = directory / "card.json"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "test_time_precision": "float32"}))
+    assert Predictor(directory).precision == "float32"
+    assert Predictor(directory, precision="mixed_bfloat16").precision == "mixed_bfloat16"
 
 
 def test_a_card_may_name_its_own_test_time_scales(tmp_path):
