@@ -64,14 +64,20 @@ class Predictor:
         `precision`: "float32", "mixed_bfloat16" or "auto" (bfloat16 where the processor has
         bfloat16 instructions: about 1.8 times as fast there, with the starter's scores); by
         default the card's "test_time_precision", else "auto"."""
-        from catseg.models import at_input_size, in_precision, load_model_version, resolve_precision
+        from catseg.config import PRECISIONS
+        from catseg.models import CARD_FILENAME, at_input_size, in_precision, load_model_version, resolve_precision
 
         _quiet_tensorflow()
         directory = Path(directory)
         model, model_config, card = load_model_version(directory)
         # A card may keep its network in float32 ("test_time_precision"), e.g. weights trained
         # in float32 whose soft maps lose IoU in bfloat16.
-        precision = resolve_precision(precision or card.get("test_time_precision") or "auto")
+        if precision is None:
+            precision = card.get("test_time_precision") or "auto"
+            if precision not in PRECISIONS:
+                raise ValueError(f"{directory / CARD_FILENAME} is damaged: its test_time_precision {precision!r} "
+                                 f"is not one of {', '.join(PRECISIONS)}.")
+        precision = resolve_precision(precision)
         model = in_precision(model, precision)
         if scales is None:
             scales = card.get("test_time_scales") or TEST_TIME_SCALES

@@ -162,6 +162,9 @@ def test_predictor_precision_follows_the_processor_unless_named(tmp_path, monkey
     card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "test_time_precision": "float32"}))
     assert Predictor(directory).precision == "float32"
     assert Predictor(directory, precision="mixed_bfloat16").precision == "mixed_bfloat16"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "test_time_precision": "half"}))
+    with pytest.raises(ValueError, match=r"card.json is damaged: its test_time_precision 'half' is not one of auto"):
+        Predictor(directory)
 
 
 def test_a_card_may_name_its_own_test_time_scales(tmp_path):
