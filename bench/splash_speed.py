@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import SEED_CATS
+from catseg.config import PRECISIONS
 
 SEED_PHOTOS = SEED_CATS / "input"
 WIDTH, HEIGHT = 4000, 3000
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--scales", type=lambda text: [float(part) for part in text.split(",")],
                         help="test-time scales, e.g. 1,1.25 (default: the model card's)")
     parser.add_argument("--flip", choices=("yes", "no"), help="also run the mirror image (default: the model card's)")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"),
+    parser.add_argument("--precision", choices=PRECISIONS,
                         help="the network's arithmetic (default: the model card's, else auto, as the app)")
     arguments = parser.parse_args()
 

@@ -266,8 +266,8 @@ def native_bfloat16() -> bool:
 
 def resolve_precision(setting: str) -> str:
     """The Keras dtype policy for a precision setting: "auto" is mixed_bfloat16 where the
-    processor has bfloat16 instructions (about twice as fast there) and float32 elsewhere
-    (where bfloat16 is emulated and slow)."""
+    processor has bfloat16 instructions (faster there) and float32 elsewhere (where bfloat16
+    is emulated and slow)."""
     if setting not in PRECISIONS:
         raise ValueError(f"Unknown precision {setting!r}; choose one of {', '.join(PRECISIONS)}.")
     if setting == "auto":
@@ -300,7 +300,8 @@ def in_precision(model: Any, precision: str) -> Any:
     outputs = set(model.output_names)
     # The layers' own policies, not the model's: a network loaded while another policy is
     # global reports that policy for itself, yet its layers compute as they were saved.
-    if all(layer.dtype_policy.name == precision for layer in model.layers if layer.weights and layer.name not in outputs):
+    computing = [layer for layer in model.layers if layer.weights and layer.name not in outputs]
+    if all(layer.dtype_policy.name == precision for layer in computing):
         return model
     keras = _keras()
 

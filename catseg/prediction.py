@@ -62,8 +62,8 @@ class Predictor:
         """`scales`: test-time scales; by default the card's own, else TEST_TIME_SCALES.
         `flip`: also run the mirror image; by default the card's "test_time_flip", else True.
         `precision`: "float32", "mixed_bfloat16" or "auto" (bfloat16 where the processor has
-        bfloat16 instructions: about 1.8 times as fast there, with the starter's scores); by
-        default the card's "test_time_precision", else "auto"."""
+        bfloat16 instructions, float32 elsewhere); by default the card's "test_time_precision",
+        else "auto"."""
         from catseg.config import PRECISIONS
         from catseg.models import CARD_FILENAME, at_input_size, in_precision, load_model_version, resolve_precision
 
