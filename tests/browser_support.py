@@ -63,6 +63,12 @@ def streamlit_server(home: Path, extra_environment: dict[str, str] | None = None
                 raise RuntimeError(f"streamlit did not start; see {log.name}")
             time.sleep(0.3)
         yield url
+    except BaseException:
+        # A failing browser test is usually explained by the server's own log: show its end.
+        log.flush()
+        tail = Path(log.name).read_bytes()[-6000:].decode("utf-8", "replace")
+        print(f"--- end of {log.name} ---\n{tail}", file=sys.stderr)
+        raise
     finally:
         process.terminate()
         try:
@@ -88,6 +94,13 @@ def chromium_page(width: int = 1400, height: int = 1000):
         page = context.new_page()
         try:
             yield page
+        except BaseException:
+            # What the user would have seen when the test gave up (an error, a spinner, nothing).
+            try:
+                print(f"--- page text ---\n{page.inner_text('body', timeout=5_000)[:4000]}", file=sys.stderr)
+            except Exception as error:
+                print(f"--- page text unavailable: {error}", file=sys.stderr)
+            raise
         finally:
             context.close()
             browser.close()
@@ -101,3 +114,14 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
         timeout=timeout_ms,
     )
+
+
+def upload_file(page, path: Path, uploader_label: str, timeout_ms: int = 60_000) -> None:
+    """Give `path` to the file uploader labelled `uploader_label` once the page is idle, and
+    wait until the uploader lists it (the upload reached the server and the page reran)."""
+    uploader = page.locator("[data-testid='stFileUploader']").filter(has_text=uploader_label)
+    uploader.wait_for(timeout=timeout_ms)
+    # Let the page's own run finish first, so the only rerun left is the one the upload causes.
+    wait_for_app(page, timeout_ms)
+    uploader.locator("input[type=file]").set_input_files(str(path))
+    uploader.get_by_text(path.name).wait_for(timeout=timeout_ms)

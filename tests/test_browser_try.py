@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import storage
-from browser_support import chromium_page, streamlit_server, wait_for_app
+from browser_support import chromium_page, streamlit_server, upload_file, wait_for_app
 from conftest import drawn_cat, encode
 from conftest import register_tiny_model
 
@@ -33,8 +33,7 @@ def test_upload_shows_original_and_result(catseg_home, tmp_path, trained):
         wait_for_app(page)
         page.locator("[data-testid='stSidebarNav'] a", has_text="Try").click()
         wait_for_app(page)
-        page.get_by_text("Photos to try").wait_for(timeout=30_000)
-        page.locator("input[type=file]").first.set_input_files(str(photo_path))
+        upload_file(page, photo_path, "Photos to try")
         page.wait_for_function(LOADED_IMAGES, timeout=90_000)
         wait_for_app(page)
         images = page.locator("[data-testid='stImage'] img")
