@@ -12,8 +12,8 @@ from catseg.cli_terminal import EXIT_FAILURE, Progress
 MODEL_HELP = ("model version id, 'best' (best trained), 'starter' (shipped with catseg), 'pretrained' (U^2-Net-p "
               "before any cat training), or a model folder "
               "(model.keras + card.json); default: the best trained model, or the starter while none is trained")
-PRECISION_HELP = ("arithmetic: auto is bfloat16 where the processor has bfloat16 instructions (about 1.8 times as "
-                  "fast there) and float32 elsewhere; default: the model card's, else auto")
+PRECISION_HELP = ("arithmetic: auto is bfloat16 where the processor has bfloat16 instructions (faster there) "
+                  "and float32 elsewhere; default: the model card's, else auto")
 
 
 def _photo_files(inputs: list[str]) -> list[Path]:

@@ -55,6 +55,13 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
 
 
+def check_precision(setting: str) -> str:
+    """`setting` itself when it is one of PRECISIONS; a ValueError that lists them otherwise."""
+    if setting not in PRECISIONS:
+        raise ValueError(f"Unknown precision {setting!r}; choose one of {', '.join(PRECISIONS)}.")
+    return setting
+
+
 def _check_number(name: str, value: Any, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}.")
@@ -188,8 +195,7 @@ class TrainConfig:
         _check_number("close_up_probability", self.close_up_probability, 0.0, 1.0)
         if not isinstance(self.freeze_batch_norm, bool):
             raise ValueError(f"freeze_batch_norm must be true or false, got {self.freeze_batch_norm!r}.")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"Unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        check_precision(self.precision)
         _check_number("average_momentum", self.average_momentum, 0.0, 0.9999)
         _check_int("early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
 from catseg import __version__
-from catseg.config import PRECISIONS, ModelConfig, TrainConfig
+from catseg.config import ModelConfig, TrainConfig, check_precision
 
 MODEL_FILENAME = "model.keras"
 CARD_FILENAME = "card.json"
@@ -86,7 +86,7 @@ def build_tutorial_unet(image_size: int = 256) -> Any:
         x = two_convs(x, filters)
 
     # float32 output, as in every catseg network: under mixed precision the probabilities and
-    # the loss keep their full precision (the tutorial trained in float32 throughout).
+    # the loss keep their full precision.
     outputs = layers.Conv2D(1, (1, 1), activation="sigmoid", dtype="float32", name="cat_probability")(x)
     return keras.Model(inputs, outputs, name="tutorial_unet")
 
@@ -268,9 +268,7 @@ def resolve_precision(setting: str) -> str:
     """The Keras dtype policy for a precision setting: "auto" is mixed_bfloat16 where the
     processor has bfloat16 instructions (faster there) and float32 elsewhere (where bfloat16
     is emulated and slow)."""
-    if setting not in PRECISIONS:
-        raise ValueError(f"Unknown precision {setting!r}; choose one of {', '.join(PRECISIONS)}.")
-    if setting == "auto":
+    if check_precision(setting) == "auto":
         return "mixed_bfloat16" if native_bfloat16() else "float32"
     return setting
 
