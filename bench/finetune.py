@@ -209,7 +209,7 @@ def main() -> None:
         fine_tuned = evaluate_folder(Predictor(run.directory), scored)
         at_other_scales = {}
         for scales in arguments.also_scales:
-            other = evaluate_folder(Predictor(run.directory, scales), scored)
+            other = evaluate_folder(Predictor(run.directory, scales=scales), scored)
             at_other_scales["+".join(map(str, scales))] = rounded(other.iou_mean)
     print(json.dumps({
         "train": arguments.train,

@@ -1,13 +1,14 @@
 """End-to-end colour splash of a 12-megapixel JPEG: read + decode, predict, composite, write JPEG.
 
     .venv/bin/python bench/splash_speed.py [--model best|ID|PATH] [--runs 5] [--effect grey]
-        [--scales 1,1.25] [--flip yes|no] [--precision auto|float32|mixed_bfloat16]
+        [--views quick|full] [--scales 1,1.25] [--flip yes|no]
 
 Without --model it uses the model the app would (the best version in CATSEG_HOME, else the
 starter), else a freshly built default-architecture model (random weights: the timing is
-the same as a trained one). --scales and --flip time other test-time views than the model
-card's; --precision other arithmetic than the app's. Prints one JSON object. Targets: median at most 1.2 s and peak memory at most 1.5 GB
-on 2 CPU cores, on a quiet machine.
+the same as a trained one). --views picks the card's quick (the app's default) or full view
+set; --scales and --flip time other views. The network runs on ONNX Runtime, as in the app.
+Prints one JSON object. Targets: median at most 1.2 s and peak memory at most 1.2 GB on 2 CPU
+cores, on a quiet machine.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import SEED_CATS
-from catseg.config import PRECISIONS
+from catseg.views import VIEW_SETS
 
 SEED_PHOTOS = SEED_CATS / "input"
 WIDTH, HEIGHT = 4000, 3000
@@ -69,8 +71,7 @@ def main() -> None:
     parser.add_argument("--scales", type=lambda text: [float(part) for part in text.split(",")],
                         help="test-time scales, e.g. 1,1.25 (default: the model card's)")
     parser.add_argument("--flip", choices=("yes", "no"), help="also run the mirror image (default: the model card's)")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="the network's arithmetic (default: the model card's, else auto, as the app)")
+    parser.add_argument("--views", choices=VIEW_SETS, default="quick", help="the card's view set (default: quick)")
     arguments = parser.parse_args()
 
     from catseg.compositing import SplashSettings
@@ -87,11 +88,11 @@ def main() -> None:
             if arguments.model is not None:
                 raise
             directory, model_name = default_model(folder)
-        predictor = Predictor(directory, arguments.scales, None if arguments.flip is None else arguments.flip == "yes",
-                              arguments.precision)
+        predictor = Predictor(directory, arguments.views, arguments.scales,
+                              None if arguments.flip is None else arguments.flip == "yes")
         settings = SplashSettings(effect=arguments.effect, feather_px=arguments.feather)
         output_path = folder / "splash.jpg"
-        splash_file(predictor, photo_path, output_path, settings)  # warm-up: first call traces the model
+        splash_file(predictor, photo_path, output_path, settings)  # warm-up: the runtime's first call prepares it
         seconds = []
         for _ in range(arguments.runs):
             start = time.perf_counter()
@@ -100,7 +101,7 @@ def main() -> None:
         import cv2
 
         written_shape = cv2.imread(str(written), cv2.IMREAD_UNCHANGED).shape
-    # ru_maxrss is in kilobytes on Linux: the peak of the whole process, TensorFlow included.
+    # ru_maxrss is in kilobytes on Linux: the peak of the whole process.
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "megapixels": round(WIDTH * HEIGHT / 1e6, 1),
@@ -109,9 +110,10 @@ def main() -> None:
         "peak_memory_mb": round(peak_mb, 1),
         "runs": arguments.runs,
         "model": model_name,
-        "input_sizes": list(predictor.input_sizes),
-        "mirrored": predictor.flips,
-        "precision": predictor.precision,
+        "views": arguments.views,
+        "input_sizes": list(predictor.views.sizes),
+        "mirrored": predictor.views.flip,
+        "tensorflow_imported": "tensorflow" in sys.modules,
         "effect": arguments.effect,
         "photo": source,
         "output_shape": list(written_shape),

@@ -12,8 +12,17 @@ from catseg.cli_terminal import EXIT_FAILURE, Progress
 MODEL_HELP = ("model version id, 'best' (best trained), 'starter' (shipped with catseg), 'pretrained' (U^2-Net-p "
               "before any cat training), or a model folder "
               "(model.keras + card.json); default: the best trained model, or the starter while none is trained")
-PRECISION_HELP = ("arithmetic: auto is bfloat16 where the processor has bfloat16 instructions (faster there) "
-                  "and float32 elsewhere; default: the model card's, else auto")
+VIEWS_HELP = ("quick (default): the few views of each photo the model card picks for speed; full: every view "
+              "the card names (more network runs per photo, slower, a little more accurate)")
+
+
+def _predictor(arguments: argparse.Namespace):
+    """The chosen model on ONNX Runtime; a model saved by an older catseg is exported first, once."""
+    from catseg.prediction import Predictor
+    from catseg.registry import resolve_model
+
+    return Predictor(resolve_model(arguments.model), views=arguments.views,
+                     progress=lambda message: print(f"{message}…", file=sys.stderr, flush=True))
 
 
 def _photo_files(inputs: list[str]) -> list[Path]:
@@ -36,14 +45,13 @@ def _photo_files(inputs: list[str]) -> list[Path]:
 
 
 def command_predict(arguments: argparse.Namespace) -> int:
-    from catseg.prediction import Predictor, write_mask
-    from catseg.registry import resolve_model
+    from catseg.prediction import write_mask
 
     files = _photo_files(arguments.inputs)
     output_folder = Path(arguments.out)
     if output_folder.exists() and not output_folder.is_dir():
         raise ValueError(f"{output_folder}: --out must be a folder")
-    predictor = Predictor(resolve_model(arguments.model), precision=arguments.precision)
+    predictor = _predictor(arguments)
     progress = Progress("Predicting")
     failures, written, used_names = 0, 0, set()
     for done, path in enumerate(files, start=1):
@@ -65,8 +73,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
 def command_splash(arguments: argparse.Namespace) -> int:
     from catseg.compositing import SplashSettings
-    from catseg.prediction import Predictor, read_photo, splash_file
-    from catseg.registry import resolve_model
+    from catseg.prediction import read_photo, splash_file
 
     settings = SplashSettings(
         effect=arguments.effect, threshold=arguments.threshold, feather_px=arguments.feather,
@@ -78,7 +85,7 @@ def command_splash(arguments: argparse.Namespace) -> int:
     input_path = Path(arguments.input)
     if not input_path.is_file():
         raise ValueError(f"{input_path}: no such file")
-    predictor = Predictor(resolve_model(arguments.model), precision=arguments.precision)
+    predictor = _predictor(arguments)
     written = splash_file(predictor, input_path, Path(arguments.output), settings, background)
     print(f"Wrote {written}")
     return 0
@@ -86,16 +93,15 @@ def command_splash(arguments: argparse.Namespace) -> int:
 
 def command_evaluate(arguments: argparse.Namespace) -> int:
     from catseg.evaluation import evaluate_folder
-    from catseg.prediction import Predictor
-    from catseg.registry import resolve_model
 
     folder = Path(arguments.data)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such folder")
-    predictor = Predictor(resolve_model(arguments.model), precision=arguments.precision)
+    predictor = _predictor(arguments)
     result = evaluate_folder(predictor, folder, arguments.threshold)
     if arguments.json:
-        print(json.dumps({**result.to_dict(), "model": str(predictor.directory), "precision": predictor.precision}))
+        print(json.dumps({**result.to_dict(), "model": str(predictor.directory),
+                          "views": arguments.views, "sizes": list(predictor.views.sizes), "flip": predictor.views.flip}))
     else:
         print(
             f"{result.photos} photos: IoU {result.iou_mean:.3f} (mean per photo), "
@@ -126,12 +132,12 @@ def _pixels(text: str) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add `predict`, `splash` and `evaluate` to the CLI's sub-commands."""
-    from catseg.config import PRECISIONS
+    from catseg.views import VIEW_SETS
 
     predict = commands.add_parser("predict", help="write a full-resolution mask PNG (0/255) per photo")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="photos, or folders of photos")
     predict.add_argument("--model", default=None, help=MODEL_HELP)
-    predict.add_argument("--precision", choices=PRECISIONS, default=None, help=PRECISION_HELP)
+    predict.add_argument("--views", choices=VIEW_SETS, default="quick", help=VIEWS_HELP)
     predict.add_argument("--out", required=True, help="folder for the masks (<photo stem>.png)")
     predict.add_argument("--threshold", type=_threshold, default=0.5)
     predict.set_defaults(handler=command_predict)
@@ -140,7 +146,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     splash.add_argument("input", metavar="IN", help="the photo")
     splash.add_argument("output", metavar="OUT", help="the result: .jpg or .png (transparent always writes .png)")
     splash.add_argument("--model", default=None, help=MODEL_HELP)
-    splash.add_argument("--precision", choices=PRECISIONS, default=None, help=PRECISION_HELP)
+    splash.add_argument("--views", choices=VIEW_SETS, default="quick", help=VIEWS_HELP)
     splash.add_argument("--effect", choices=("grey", "blur", "colour", "transparent", "picture"), default="grey")
     splash.add_argument("--threshold", type=_threshold, default=0.5)
     splash.add_argument("--feather", type=_pixels, default=0, help="soft edge width in pixels (0: hard edge)")
@@ -150,7 +156,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     evaluate = commands.add_parser("evaluate", help="score a model on a labelled folder (tutorial or YOLO)")
     evaluate.add_argument("--model", default=None, help=MODEL_HELP)
-    evaluate.add_argument("--precision", choices=PRECISIONS, default=None, help=PRECISION_HELP)
+    evaluate.add_argument("--views", choices=VIEW_SETS, default="quick", help=VIEWS_HELP)
     evaluate.add_argument("--data", required=True, help="a tutorial-layout (input/ + mask/) or YOLO folder")
     evaluate.add_argument("--threshold", type=_threshold, default=0.5)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")

@@ -5,14 +5,15 @@ brought to that size without distortion ("letterbox": scale the long side to
 size, pad the rest). The predicted probability is then cropped and resized back
 to the photo's full resolution.
 
-TensorFlow is never imported here: the Keras model object is passed in.
+TensorFlow is never imported here: the network is passed in (a ``catseg.runtime.RuntimeNetwork``, or a
+Keras model in training and the benches); both answer to ``input_shape`` and ``predict_on_batch``.
 Training letterboxes its photos and masks with the same ``letterbox``, so the
 model sees at inference what it saw in training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,12 +167,9 @@ def model_input_size(model: Any) -> int:
 
 def _model_probabilities(model: Any, batch: np.ndarray) -> np.ndarray:
     """Run the model on a batch and return (N, size, size) float32 probabilities."""
-    # predict_on_batch runs the network as one compiled graph (traced once per input shape) and
-    # skips predict()'s per-call data set-up; calling the model directly would run it layer by
-    # layer, which for a deep network at a small input size costs more than the arithmetic.
-    import keras
-
-    output = keras.ops.convert_to_numpy(model.predict_on_batch(batch)).astype(np.float32, copy=False)
+    # predict_on_batch: ONNX Runtime's networks (catseg.runtime) and Keras models both answer to it;
+    # Keras runs it as one compiled graph and skips predict()'s per-call data set-up.
+    output = np.asarray(model.predict_on_batch(batch)).astype(np.float32, copy=False)
     if output.ndim == 4 and output.shape[3] == 1:
         output = output[:, :, :, 0]
     if output.ndim != 3 or output.shape[0] != batch.shape[0]:
@@ -229,32 +227,3 @@ def predict_probability_at_scales(
     average = np.mean([_resize_probability(crop, height, width) for crop in crops], axis=0)
     photo_height, photo_width = photo.shape[:2]
     return _resize_probability(average, photo_height, photo_width)
-
-
-def predict_probabilities(
-    model: Any,
-    photos: Iterable[np.ndarray],
-    batch_size: int = 8,
-    size: int | None = None,
-    padding: str = "reflect",
-) -> list[np.ndarray]:
-    """Return one (H, W) float32 probability map per photo (photos may differ in size)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}")
-    size = model_input_size(model) if size is None else _check_size(size)
-    results: list[np.ndarray] = []
-    pending: list[tuple[np.ndarray, Letterbox]] = []
-
-    def flush() -> None:
-        batch = np.concatenate([item for item, _ in pending])
-        for probability, (_, geometry) in zip(_model_probabilities(model, batch), pending):
-            results.append(restore_probability(probability, geometry))
-        pending.clear()
-
-    for photo in photos:
-        pending.append(prepare_input(photo, size, padding=padding))
-        if len(pending) == batch_size:
-            flush()
-    if pending:
-        flush()
-    return results

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
@@ -362,16 +362,23 @@ def save_model_version(
     test_time_scales: Sequence[float] | None = None,
     test_time_flip: bool | None = None,
     learnt_photos: Collection[str] = (),
+    quick_views: Mapping[str, Any] | None = None,
+    check_photos: Sequence[Any] = (),
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write ``model.keras`` and ``card.json`` into ``directory`` atomically.
+    """Write ``model.keras``, its ONNX networks and ``card.json`` into ``directory`` atomically.
 
-    ``test_time_scales`` and ``test_time_flip``, if given, go into the card for
-    ``catseg.prediction.Predictor``; ``learnt_photos`` (content hashes), if any, into
-    ``learnt_photos.txt``.
+    ``test_time_scales`` and ``test_time_flip`` (the full view set) and ``quick_views``, if
+    given, go into the card for ``catseg.prediction.Predictor`` (see ``catseg.views``);
+    ``learnt_photos`` (content hashes), if any, into ``learnt_photos.txt``. The network is
+    exported for ONNX Runtime at every size those views use and checked against Keras on the
+    shipped check photos and ``check_photos`` (RGB arrays); a mismatch saves nothing.
 
     The folder appears whole or not at all (``storage.files.atomic_folder``), so readers
     never see a half-written version. Raises FileExistsError if ``directory`` already exists.
     """
+    from catseg.export import export_networks
+    from catseg.views import exported_sizes
     from storage.files import atomic_folder, atomic_write
 
     directory = Path(directory)
@@ -393,8 +400,12 @@ def save_model_version(
         card["test_time_scales"] = [float(scale) for scale in test_time_scales]
     if test_time_flip is not None:
         card["test_time_flip"] = bool(test_time_flip)
+    if quick_views:
+        card["quick_views"] = {"scales": [float(scale) for scale in quick_views["scales"]],
+                               "flip": bool(quick_views.get("flip", False))}
     with atomic_folder(directory) as temporary:
         model.save(temporary / MODEL_FILENAME)
+        card["inference"] = export_networks(model, temporary, exported_sizes(card), check_photos, progress)
         atomic_write(temporary / CARD_FILENAME, json.dumps(card, indent=2, allow_nan=False).encode("utf-8"))
         if learnt_photos:
             atomic_write(temporary / LEARNT_PHOTOS_FILENAME, learnt_photos_text(learnt_photos).encode("ascii"))

@@ -1,142 +1,145 @@
 """Apply a model version to photos: load it once, predict, colour-splash, and encode or write the results.
 
-Used by the Try page, the CLI (`predict`, `splash`) and the benches; `catseg.registry`
-finds the model folder first. Photos are read through `catseg.images.decode_photo`, the one
-intake path, so EXIF orientation and colour conversion are the same as in the dataset.
-TensorFlow is imported only when a model is loaded.
+Used by the Try page, the Annotate page's pre-fill, the CLI (`predict`, `splash`, `evaluate`) and
+the benches; `catseg.registry` finds the model folder first. Photos are read through
+`catseg.images.decode_photo`, the one intake path, so EXIF orientation and colour conversion are
+the same as in the dataset. The networks run on ONNX Runtime (`catseg.runtime`), not TensorFlow.
 """
 
 from __future__ import annotations
 
 import io
-import os
+import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from catseg.compositing import SplashSettings, alpha_from_probability, composite, mask_from_alpha
 from catseg import images
-from catseg.inference import model_input_size, predict_probability_at_scales
+from catseg.config import ModelConfig
+from catseg.inference import predict_probability_at_scales
+from catseg.models import read_card
+from catseg.runtime import ArtifactProblem, open_networks
+from catseg.views import Views, card_views, exported_sizes, scaled_input_sizes
 from storage.files import atomic_write
 
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 JPEG_QUALITY = 92
-# Test-time scales: besides its own input size, the network also runs on larger views of the
-# photo (rounded to a multiple of 32) and the maps are averaged, which scored better than one view.
-# These were picked on the starter's own training hold-out and then checked on unseen photos.
-# A model card may name its own ("test_time_scales"), picked the same way for that model.
-TEST_TIME_SCALES = (1.0, 1.25, 1.5)
 
-
-def scaled_input_sizes(size: int, scales: Iterable[float]) -> tuple[int, ...]:
-    """The distinct input sizes for `scales` x `size`, multiples of 32, the model's own first."""
-    sizes = [size]
-    for scale in scales:
-        if not (isinstance(scale, (int, float)) and 0 < scale <= 4):
-            raise ValueError(f"A test-time scale must be a number above 0 and at most 4, got {scale!r}.")
-        scaled_size = max(32, round(size * scale / 32) * 32)
-        if scaled_size not in sizes:
-            sizes.append(scaled_size)
-    return tuple(sizes)
-
-
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter would bury the CLI's one-line messages.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+Progress = Callable[[str], None]
 
 
 class Predictor:
-    """A loaded model version that turns RGB photos into full-resolution cat probabilities.
+    """A model version's networks on ONNX Runtime, turning RGB photos into full-resolution cat probabilities.
 
-    Load once, call `probability` many times; the attributes are read-only.
+    Load once, call `probability` many times. TensorFlow is not needed, except once for a version
+    without its runtime files (saved by an older catseg, or with a file since damaged): it is
+    exported then, and `progress` is told.
     """
 
-    __slots__ = ("_directory", "_models", "_model_config", "_card", "_size", "_flip", "_precision")
+    def __init__(self, directory: Path | str, views: str = "quick", scales: Iterable[float] | None = None,
+                 flip: bool | None = None, progress: Progress | None = None) -> None:
+        """`views`: "quick" (the default, a few network runs per photo) or "full" (the card's
+        test-time views, which score best); `scales` and `flip` replace the chosen set's."""
+        self.directory = Path(directory)
+        self.card = read_card(self.directory)
+        self.model_config = ModelConfig.from_dict(self.card["model_config"])
+        chosen = card_views(self.card, views)
+        if scales is not None:
+            chosen = Views(scaled_input_sizes(self.model_config.image_size, scales), chosen.flip)
+        if flip is not None:
+            chosen = Views(chosen.sizes, bool(flip))
+        self.views = chosen
+        try:
+            self._networks = open_networks(self.directory, self.card, chosen.sizes)
+        except ArtifactProblem as problem:
+            self._networks = self._export_again(problem, progress)
 
-    def __init__(self, directory: Path | str, scales: Iterable[float] | None = None, flip: bool | None = None,
-                 precision: str | None = None) -> None:
-        """`scales`: test-time scales; by default the card's own, else TEST_TIME_SCALES.
-        `flip`: also run the mirror image; by default the card's "test_time_flip", else True.
-        `precision`: "float32", "mixed_bfloat16" or "auto" (bfloat16 where the processor has
-        bfloat16 instructions, float32 elsewhere); by default the card's "test_time_precision",
-        else "auto"."""
-        from catseg.config import PRECISIONS
-        from catseg.models import CARD_FILENAME, at_input_size, in_precision, load_model_version, resolve_precision
-
-        _quiet_tensorflow()
-        directory = Path(directory)
-        model, model_config, card = load_model_version(directory)
-        # A card may keep its network in float32 ("test_time_precision"), e.g. weights trained
-        # in float32 whose soft maps lose IoU in bfloat16.
-        if precision is None:
-            precision = card.get("test_time_precision") or "auto"
-            if precision not in PRECISIONS:
-                raise ValueError(f"{directory / CARD_FILENAME} is damaged: its test_time_precision {precision!r} "
-                                 f"is not one of {', '.join(PRECISIONS)}.")
-        precision = resolve_precision(precision)
-        model = in_precision(model, precision)
-        if scales is None:
-            scales = card.get("test_time_scales") or TEST_TIME_SCALES
-        size = model_input_size(model)
-        models = [model]
-        for scaled_size in scaled_input_sizes(size, scales)[1:]:
-            try:
-                models.append(at_input_size(model, scaled_size))
-            except ValueError:
-                break  # a network tied to its input size runs at that size only
-        # A card may turn the mirror view off ("test_time_flip"), e.g. to stay within a time budget.
-        if flip is None:
-            flip = bool(card.get("test_time_flip", True))
-        for name, value in (("_directory", directory), ("_models", tuple(models)), ("_model_config", model_config),
-                            ("_card", card), ("_size", size), ("_flip", flip), ("_precision", precision)):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Predictor is read-only; load another model version instead")
-
-    @property
-    def directory(self) -> Path:
-        return self._directory
-
-    @property
-    def model_config(self):
-        return self._model_config
-
-    @property
-    def card(self) -> dict:
-        return self._card
+    def _export_again(self, problem: ArtifactProblem, progress: Progress | None) -> tuple:
+        """Export the version's networks once more (TensorFlow), then open them."""
+        if progress is not None:
+            progress("Preparing this model for fast predictions (once for each model version)")
+        try:
+            from catseg.export import export_version
+        except ImportError as error:
+            raise ArtifactProblem(f"{problem} Exporting it again needs TensorFlow ({error}).") from None
+        try:
+            self.card = export_version(self.directory, {*exported_sizes(self.card), *self.views.sizes}, progress)
+        except OSError as error:
+            raise ArtifactProblem(f"{problem} It could not be exported again here: {error}") from None
+        return open_networks(self.directory, self.card, self.views.sizes)
 
     @property
     def input_size(self) -> int:
-        """Side of the square model input; photos are letterboxed to it as in training."""
-        return self._size
+        """Side of the network's own square input; photos are letterboxed as in training."""
+        return self.model_config.image_size
+
+    def warm_up(self) -> None:
+        """Run each network once on a blank photo: the runtime's first run prepares its threads and memory."""
+        for network in self._networks:
+            network.predict_on_batch(np.zeros((2 if self.views.flip else 1, *network.input_shape[1:]), np.float32))
 
     def probability(self, photo: np.ndarray) -> np.ndarray:
         """Cat probability (H, W) float32 in [0, 1] at the photo's full resolution."""
-        # Letterbox, like the training pipeline (catseg.pipeline.letterbox), so the model
-        # sees undistorted cats at inference too. Averaging the photo and its mirror at each
-        # test-time scale costs more model calls at these small input sizes, and gains
-        # mean IoU on unseen photos (see the starter's model card).
-        return predict_probability_at_scales(self._models, photo, flip=self._flip)
+        # Letterboxed like the training pipeline (catseg.inference.letterbox), so the networks see
+        # undistorted cats; every view's map is averaged (see catseg.views).
+        return predict_probability_at_scales(self._networks, photo, flip=self.views.flip)
 
-    @property
-    def input_sizes(self) -> tuple[int, ...]:
-        """Every input size the photo is run at (test-time scales), the model's own first."""
-        return tuple(model_input_size(model) for model in self._models)
 
-    @property
-    def flips(self) -> bool:
-        """True when each size also runs the mirror image."""
-        return self._flip
+# --- one loaded model per process ---------------------------------------------------------
 
-    @property
-    def precision(self) -> str:
-        """The arithmetic the network runs in: "float32" or "mixed_bfloat16"."""
-        return self._precision
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[tuple[str, str, int], Predictor] = {}
+# A model in use stays loaded; two are enough for the Try page's comparison and the Annotate page.
+_SHARED_MAX = 2
+_warm_up_started = False
+
+
+def shared_predictor(directory: Path | str, views: str = "quick", progress: Progress | None = None) -> Predictor:
+    """The process's one loaded Predictor for a model folder (Try and Annotate share it).
+
+    Loading waits for a load of the same model already under way (the start-up warm-up), so
+    a model is never loaded twice at once. A re-exported card (a newer mtime) loads afresh.
+    """
+    directory = Path(directory).resolve()
+    from catseg.models import CARD_FILENAME
+
+    key = (str(directory), views, (directory / CARD_FILENAME).stat().st_mtime_ns)
+    with _SHARED_LOCK:
+        predictor = _SHARED.get(key)
+        if predictor is None:
+            predictor = Predictor(directory, views=views, progress=progress)
+            while len(_SHARED) >= _SHARED_MAX:
+                _SHARED.pop(next(iter(_SHARED)))
+            _SHARED[key] = predictor
+        else:
+            _SHARED[key] = _SHARED.pop(key)  # most recently used last
+        return predictor
+
+
+def warm_up_in_background(find_directory: Callable[[], Path]) -> bool:
+    """Load the model `find_directory()` names in a background thread, once per process.
+
+    The first prediction then finds it loaded and its networks initialised. Returns True when
+    this call started the thread. A failure is left for the page that needs the model to report.
+    """
+    global _warm_up_started
+    with _SHARED_LOCK:
+        if _warm_up_started:
+            return False
+        _warm_up_started = True
+
+    def warm_up() -> None:
+        try:
+            shared_predictor(find_directory()).warm_up()
+        except Exception:  # noqa: BLE001 - the page that uses the model reports what went wrong
+            pass
+
+    threading.Thread(target=warm_up, name="catseg-model-warm-up", daemon=True).start()
+    return True
 
 
 def splash(

@@ -33,6 +33,8 @@ HEARTBEAT_SECONDS = 2.0
 STALE_AFTER = timedelta(seconds=20)
 STARTUP_GRACE = timedelta(seconds=120)
 MINIMUM_LABELLED = 4
+# Held-out photos of a run that its ONNX export is checked on, besides the shipped check photos.
+EXPORT_CHECK_PHOTOS = 4
 # Set by the CLI's Ctrl+C handler: stop after the current batch, like the page's Stop button.
 local_stop_request = threading.Event()
 
@@ -312,6 +314,7 @@ def execute_run(run_id: int, announce=None) -> dict:
     `announce(epoch, logs, seconds)`, if given, is told about every finished epoch (the CLI prints it),
     and about epoch 0, the starting model's validation scores, when the run fine-tunes one.
     """
+    from catseg.images import read_photo
     from catseg.models import read_card, read_learnt_photos, save_model_version
     from catseg.training import train
 
@@ -350,6 +353,7 @@ def execute_run(run_id: int, announce=None) -> dict:
             same_size = initial_card.get("model_config", {}).get("image_size") == model_config.image_size
             test_time_scales = initial_card.get("test_time_scales") if same_size else None
             test_time_flip = initial_card.get("test_time_flip") if same_size else None
+            quick_views = initial_card.get("quick_views") if same_size else None
             directory = runs.models_folder() / f"run-{run_id}"
             save_model_version(
                 result.model, result.model_config, train_config,
@@ -358,6 +362,9 @@ def execute_run(run_id: int, announce=None) -> dict:
                  **({"starting_val_iou": starting_val_iou} if starting_val_iou is not None else {})},
                 directory, test_time_scales, test_time_flip,
                 learnt_photos=taught | (read_learnt_photos(initial) if initial is not None else frozenset()),
+                # The export is also checked on a few of the user's own photos.
+                quick_views=quick_views,
+                check_photos=[read_photo(path) for path, _ in validation_pairs[:EXPORT_CHECK_PHOTOS]],
             )
             with storage.begin() as session:
                 version = runs.add_model_version(

@@ -12,6 +12,7 @@ import storage
 from catseg import canvas_edits, grabcut, intake
 from catseg.canvas import CanvasView
 from catseg.compositing import overlay_mask
+from catseg.prediction import shared_predictor
 from catseg.registry import resolve_model, starter_model_directory
 from storage import dataset
 
@@ -232,14 +233,6 @@ def photo_pixels(photo_id: int, added_at: str) -> np.ndarray:
         return dataset.load_photo(session, photo_id)
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def load_predictor(directory: str):
-    # Imported here: loading a model pulls in TensorFlow, which only pre-fill needs.
-    from catseg.prediction import Predictor
-
-    return Predictor(directory)
-
-
 def available_model() -> str | None:
     """The folder of the model pre-fill would use, or None while there is none."""
     try:
@@ -428,7 +421,7 @@ if model_directory is not None:
         if prefill:
             try:
                 with st.spinner("The model is looking for the cat…"):
-                    probability = load_predictor(model_directory).probability(photo)
+                    probability = shared_predictor(model_directory, progress=st.write).probability(photo)
             except (ValueError, OSError) as error:
                 st.error(f"The model could not be used: {error}")
             else:

@@ -10,6 +10,7 @@ from catseg.images import SUPPORTED_SUFFIXES, PhotoRejected, decode_photo
 from catseg.prediction import (
     Predictor,
     encode_result,
+    shared_predictor,
     probability_from_uint8,
     probability_to_uint8,
     shrink_for_preview,
@@ -25,11 +26,6 @@ PREVIEW_SIDE = 1600
 EFFECT_LABELS = {"grey": "Grey", "blur": "Blur", "colour": "Colour", "picture": "Picture", "transparent": "Transparent"}
 PHOTO_TYPES = [suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES]
 STARTER_LABEL = "Starter cat model (comes with catseg)"
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
-def load_predictor(directory: str) -> Predictor:
-    return Predictor(directory)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -186,8 +182,9 @@ if effect == "picture" and background is None:
     st.stop()
 
 try:
-    predictor = load_predictor(str(model_directory))
-except Exception as error:  # a damaged model.keras fails inside Keras with many exception types
+    with st.spinner("Loading the model…"):
+        predictor = shared_predictor(model_directory, progress=st.write)
+except (ValueError, OSError) as error:
     st.error(f"Model {model_labels[model_choice]} could not be loaded ({error}); pick another one or train again.")
     st.stop()
 

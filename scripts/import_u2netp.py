@@ -230,14 +230,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=arguments.out.parent) as scratch:
         staged = save_model_version(
             keras_model, ModelConfig(architecture="u2netp", image_size=INPUT_SIZE), TrainConfig(), {},
-            Path(scratch) / "version", test_time_scales=[1.0],
+            Path(scratch) / "version", test_time_scales=[1.0], test_time_flip=False,
+            quick_views={"scales": [1.0], "flip": False},
+            check_photos=[np.rint(photo * 255).astype(np.uint8) for photo in photos],
         )
         card_path = staged / "card.json"
         card = json.loads(card_path.read_text(encoding="utf-8"))
-        # float32 at test time: these weights were trained in float32 and their soft maps of
-        # cats lose IoU in bfloat16 (docs/benchmarks.md), unlike networks catseg trains in it.
-        card.update({"test_time_flip": False, "test_time_precision": "float32", "conversion": conversion,
-                     "about": ABOUT})
+        card.update({"conversion": conversion, "about": ABOUT})
         card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         (staged / "NOTICE").write_text(notice_text(arguments.wheel, onnx_sha256), encoding="utf-8")
         (staged / "README.md").write_text(model_card_markdown(card), encoding="utf-8")

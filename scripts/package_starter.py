@@ -26,7 +26,7 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from catseg.prediction import TEST_TIME_SCALES, scaled_input_sizes  # noqa: E402
+from catseg.views import TEST_TIME_SCALES, card_views, scaled_input_sizes  # noqa: E402
 from catseg.registry import SHIPPED_STARTER_DIRECTORY  # noqa: E402
 
 MAXIMUM_MEGABYTES = 15
@@ -53,7 +53,7 @@ def parse_evaluation(text: str) -> dict:
     result = json.loads(Path(path).read_text(encoding="utf-8").strip().splitlines()[-1])
     return {"name": name, "photos": result["photos"], "iou_mean": round(result["iou_mean"], 4),
             "iou_pooled": round(result["iou_pooled"], 4), "dice_mean": round(result["dice_mean"], 4),
-            "threshold": result["threshold"]}
+            "threshold": result["threshold"], "views": result.get("views", "full")}
 
 
 def augmentation_words(train_config: dict) -> str:
@@ -108,8 +108,7 @@ def model_card_markdown(card: dict) -> str:
     """The human-readable model card (README.md beside the model)."""
     about = card["about"]
     model_config, train_config = card["model_config"], card["train_config"]
-    sizes = sorted(scaled_input_sizes(model_config["image_size"], card.get("test_time_scales") or TEST_TIME_SCALES))
-    views = "the photo and its mirror image" if card.get("test_time_flip", True) else "the photo (no mirror image)"
+    full, quick = card_views(card, "full"), card_views(card, "quick")
     lines = [
         "# Starter cat model",
         "",
@@ -141,15 +140,16 @@ def model_card_markdown(card: dict) -> str:
         "",
         "## Scores on photos it never saw",
         "",
-        "Mean foreground IoU per photo at full resolution, threshold 0.5, printed by `python -m catseg evaluate` "
-        f"(which, like the app, averages {views} run at "
-        f"{', '.join(map(str, sizes))} px, the test-time views named in this model's card):",
+        "Mean foreground IoU per photo at full resolution, threshold 0.5, printed by `python -m catseg evaluate`. "
+        f"The app and the command line use the quick views by default ({views_words(quick)}); "
+        f"`--views full` averages every view this card names ({views_words(full)}), which costs "
+        f"{full.count} network runs a photo instead of {quick.count}:",
         "",
-        "| Set | Photos | IoU (mean per photo) | IoU (pooled) | Dice (mean) |",
-        "|---|---|---|---|---|",
+        "| Set | Views | Photos | IoU (mean per photo) | IoU (pooled) | Dice (mean) |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {item['name']} | {item['photos']} | {item['iou_mean']:.4f} | {item['iou_pooled']:.4f} | "
-              f"{item['dice_mean']:.3f} |" for item in about["evaluation"]]
+    lines += [f"| {item['name']} | {item.get('views', 'full')} | {item['photos']} | {item['iou_mean']:.4f} | "
+              f"{item['iou_pooled']:.4f} | {item['dice_mean']:.3f} |" for item in about["evaluation"]]
     lines += ["", "## How it was made", "", "```sh"] + about["commands"] + ["```", "", "## Known limits", ""]
     lines += [f"- {limit.format(size=model_config['image_size'])}" for limit in about["limits"]]
     if about.get("notes"):
@@ -164,6 +164,13 @@ def model_card_markdown(card: dict) -> str:
                      f"{row['loss']:.3f} | {row['iou']:.3f} | "
                      f"{row['val_loss']:.3f} | {row['val_iou']:.3f} | {row['learning_rate']:.2e} |")
     return "\n".join(lines) + "\n"
+
+
+def views_words(views) -> str:
+    """A view set in words for the card, e.g. "the photo and its mirror image at 256 and 320 px"."""
+    photo = "the photo and its mirror image" if views.flip else "the photo"
+    sizes = [str(size) for size in views.sizes]
+    return f"{photo} at {' and '.join(filter(None, [', '.join(sizes[:-1]), sizes[-1]]))} px"
 
 
 def combined_curve(previous_about: dict | None, stages: list[tuple[int, list[dict]]]) -> tuple[list[dict], int]:
@@ -193,7 +200,7 @@ def main() -> None:
     parser.add_argument("--note", action="append", default=[],
                         help="a measured finding for the card's 'Shortfall and next steps' section")
     parser.add_argument("--test-time-scales", type=lambda text: [float(part) for part in text.split(",")],
-                        help="this model's test-time scales, e.g. 0.8,1,1.25 (picked with bench/inference_scales.py "
+                        help="this model's test-time scales, e.g. 0.8,1,1.25 (picked with bench/view_sets.py "
                              f"on the run's hold-out); default {','.join(map(str, TEST_TIME_SCALES))}")
     parser.add_argument("--previous-card", type=Path,
                         help="card.json of the starter these runs continued from (its stages come first in the "
@@ -202,6 +209,9 @@ def main() -> None:
                         help=f"what these runs trained on, for the card (default: {DEFAULT_HARDWARE!r})")
     parser.add_argument("--no-flip", action="store_true",
                         help="run each test-time size once, without the mirror image (card: test_time_flip false)")
+    parser.add_argument("--quick-scales", type=lambda text: [float(part) for part in text.split(",")],
+                        help="the app's quick test-time scales (picked with bench/view_sets.py for its speed budget)")
+    parser.add_argument("--quick-flip", action="store_true", help="the quick views add the mirror image")
     parser.add_argument("--started-from", help="the weights the first run started from, in words, for the card")
     parser.add_argument("--notice", type=Path, action="append", default=[],
                         help="a licence NOTICE file the starting weights ask to keep; copied beside the model")
@@ -214,7 +224,9 @@ def main() -> None:
         previous_about = json.loads(arguments.previous_card.read_text(encoding="utf-8"))["about"]
 
     import storage
+    from catseg.export import export_networks
     from catseg.models import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, MODEL_FILENAME, load_model_version
+    from catseg.views import exported_sizes
     from storage import runs
 
     shipped_run = arguments.run_id[-1]
@@ -237,6 +249,9 @@ def main() -> None:
         card["test_time_scales"] = arguments.test_time_scales
     if arguments.no_flip:
         card["test_time_flip"] = False
+    if arguments.quick_scales:
+        scaled_input_sizes(card["model_config"]["image_size"], arguments.quick_scales)  # ValueError if invalid
+        card["quick_views"] = {"scales": arguments.quick_scales, "flip": arguments.quick_flip}
     seed_data = dict(TRAINING_DATA[1], photos=arguments.seed_photos)
     if arguments.seed_repeat > 1:
         seed_data["name"] += f", each shown {arguments.seed_repeat} times an epoch"
@@ -263,6 +278,7 @@ def main() -> None:
     staging.chmod(0o755)  # mkdtemp makes it private; the package is read by whoever runs the app
     try:
         model.save(staging / MODEL_FILENAME)
+        card["inference"] = export_networks(model, staging, exported_sizes(card))
         (staging / CARD_FILENAME).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(model_card_markdown(card), encoding="utf-8")
         for notice in arguments.notice:
@@ -271,9 +287,10 @@ def main() -> None:
         learnt_photos = version.directory / LEARNT_PHOTOS_FILENAME
         if learnt_photos.is_file():
             shutil.copyfile(learnt_photos, staging / LEARNT_PHOTOS_FILENAME)
-        megabytes = (staging / MODEL_FILENAME).stat().st_size / 2**20
-        if megabytes > MAXIMUM_MEGABYTES:
-            raise SystemExit(f"{MODEL_FILENAME} is {megabytes:.1f} MB, over the {MAXIMUM_MEGABYTES} MB limit.")
+        for network_file in [staging / MODEL_FILENAME, *staging.glob("*.onnx")]:
+            megabytes = network_file.stat().st_size / 2**20
+            if megabytes > MAXIMUM_MEGABYTES:
+                raise SystemExit(f"{network_file.name} is {megabytes:.1f} MB, over the {MAXIMUM_MEGABYTES} MB limit.")
         if arguments.out.exists():
             shutil.rmtree(arguments.out)
         os.rename(staging, arguments.out)

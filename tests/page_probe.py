@@ -13,8 +13,12 @@ REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 APP = str(REPOSITORY_ROOT / "app.py")
 
 
-def probe_page(home: Path, page: str) -> dict:
-    """{"seconds", "exception", "tensorflow", "buttons"} for one run of `page` with CATSEG_HOME=home."""
+def probe_page(home: Path, page: str, then: str = "") -> dict:
+    """{"seconds", "exception", "tensorflow", "buttons", "images"} for one run of `page` with CATSEG_HOME=home.
+
+    `then`: Python run after the page opened, with the AppTest as `app` (a click, a choice), before
+    the report ("images": how many pictures the page then shows).
+    """
     script = textwrap.dedent(f"""
         import json, sys, time
         from streamlit.testing.v1 import AppTest
@@ -24,9 +28,10 @@ def probe_page(home: Path, page: str) -> dict:
         start = time.perf_counter()
         app.run()
         seconds = time.perf_counter() - start
-        print(json.dumps({{"seconds": seconds, "exception": [str(e.value) for e in app.exception],
+    """) + textwrap.dedent(then) + textwrap.dedent("""
+        print(json.dumps({"seconds": seconds, "exception": [str(e.value) for e in app.exception],
                           "tensorflow": "tensorflow" in sys.modules or "keras" in sys.modules,
-                          "buttons": [b.key for b in app.button]}}))
+                          "buttons": [b.key for b in app.button], "images": len(app.image)}))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                             cwd=REPOSITORY_ROOT, env={**os.environ, "CATSEG_HOME": str(home)})

@@ -73,9 +73,10 @@ def test_evaluate_json(catseg_home, tmp_path):
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert scores["photos"] == 2 and scores["threshold"] == 0.5
-    assert scores["precision"] in ("float32", "mixed_bfloat16")  # auto: what this processor does fastest
-    named = run_cli(catseg_home, "evaluate", "--data", str(folder), "--json", "--precision", "float32")
-    assert json.loads(named.stdout.strip().splitlines()[-1])["precision"] == "float32"
+    assert (scores["views"], scores["sizes"], scores["flip"]) == ("quick", [64], True)
+    full = run_cli(catseg_home, "evaluate", "--data", str(folder), "--json", "--views", "full")
+    full_scores = json.loads(full.stdout.strip().splitlines()[-1])
+    assert (full_scores["views"], full_scores["sizes"], full_scores["flip"]) == ("full", [64, 96], True)
     assert 0.85 < scores["iou_mean"] <= 1 and 0.85 < scores["iou_pooled"] <= 1 and 0.9 < scores["dice_mean"] <= 1
     text = run_cli(catseg_home, "evaluate", "--data", str(folder))
     assert text.returncode == 0 and "2 photos: IoU" in text.stdout

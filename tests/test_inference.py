@@ -9,7 +9,6 @@ import pytest
 from catseg.inference import (
     Letterbox,
     letterbox_geometry,
-    predict_probabilities,
     predict_probability,
     predict_probability_at_scales,
     prepare_input,
@@ -115,18 +114,6 @@ def test_predict_probability_finds_the_bright_region():
     assert intersection_over_union(probability >= 0.5, photo[..., 0] > 0) > 0.95
 
 
-def test_predict_probabilities_batches_photos_of_different_sizes():
-    photos = [ellipse_photo_and_mask(h, w, seed)[0] for seed, (h, w) in enumerate([(40, 60), (90, 30), (33, 33)])]
-    model = FakeModel()
-    results = predict_probabilities(model, photos, batch_size=2)
-    assert model.batch_sizes == [2, 1]
-    assert [result.shape for result in results] == [(40, 60), (90, 30), (33, 33)]
-    for photo, result in zip(photos, results):
-        assert np.array_equal(result, predict_probability(FakeModel(), photo))
-    with pytest.raises(ValueError, match="batch_size"):
-        predict_probabilities(model, photos, batch_size=0)
-
-
 def test_predict_probability_with_a_tiny_keras_model():
     keras = pytest.importorskip("keras")  # imported here so the rest of the suite stays light
     inputs = keras.Input((32, 32, 3))
@@ -138,9 +125,6 @@ def test_predict_probability_with_a_tiny_keras_model():
     assert np.isfinite(probability).all()
     assert probability.min() >= 0.0 and probability.max() <= 1.0
     assert probability.std() > 0  # the random photo gives varying output, not a constant
-    batch = predict_probabilities(model, [photo, photo[:20]], batch_size=8)
-    assert np.allclose(batch[0], probability, atol=1e-5)
-    assert batch[1].shape == (20, 70)
     any_size_inputs = keras.Input((None, None, 3))
     any_size_model = keras.Model(any_size_inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(any_size_inputs))
     with pytest.raises(ValueError, match="size="):

@@ -125,7 +125,9 @@ def test_save_and_load_round_trip_gives_identical_predictions(tmp_path: Path) ->
 
     target = tmp_path / "versions" / "v1"
     save_model_version(model, model_config, train_config, {"val_iou": np.float32(0.75), "bad": float("nan")}, target)
-    assert sorted(path.name for path in target.iterdir()) == ["card.json", "model.keras"]
+    # The network, its card, and one ONNX file per view size (64 and 96 px for a card without views).
+    assert sorted(path.name for path in target.iterdir()) == ["card.json", "model-64.onnx", "model-96.onnx",
+                                                              "model.keras"]
     assert [path.name for path in target.parent.iterdir()] == ["v1"], "temporary folder left behind"
 
     loaded, loaded_config, card = load_model_version(target)

@@ -34,11 +34,13 @@ def test_model_card_names_the_sizes_that_were_used():
     from package_starter import model_card_markdown
 
     text = model_card_markdown(card())
-    assert "run at 160, 192, 256 px" in text  # default scales 1x, 1.25x, 1.5x of 160
+    # The full set by default: scales 1x, 1.25x, 1.5x of 160, mirrored; the quick one: 1.25x alone.
+    assert "averages every view this card names (the photo and its mirror image at 160, 192 and 256 px)" in text
+    assert "quick views by default (the photo at 192 px)" in text and "6 network runs a photo instead of 1" in text
     assert "It works on a 160-pixel view" in text
     assert "| 1 | 1 | 128 |" in text and "| 2 | 2 | 160 |" in text  # each stage's own input size
-    assert "| feral-cats/valid | 195 | 0.7123 | 0.7200 | 0.810 |" in text
-    assert "run at 128, 160, 192 px" in model_card_markdown(card([0.8, 1.0, 1.25]))
+    assert "| feral-cats/valid | full | 195 | 0.7123 | 0.7200 | 0.810 |" in text
+    assert "mirror image at 128, 160 and 192 px" in model_card_markdown(card([0.8, 1.0, 1.25]))
     assert "augmentation on, BCE" in text
 
 
@@ -99,5 +101,5 @@ def test_a_u2netp_starter_card_names_its_network_start_and_views():
     assert "U^2-Net-p, Qin et al. 2020" in text and "see NOTICE" in text
     assert "- Started from: the pretrained U^2-Net-p." in text
     assert "deep supervision" in text
-    assert "the photo (no mirror image) run at 256, 320 px" in text
+    assert "every view this card names (the photo at 256 and 320 px)" in text
     assert "base filters" not in text

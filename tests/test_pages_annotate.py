@@ -365,6 +365,17 @@ def test_page_opens_without_tensorflow(catseg_home):
     assert not report["tensorflow"]
 
 
+def test_prefill_runs_without_tensorflow(catseg_home):
+    """Pre-fill predicts on ONNX Runtime: TensorFlow stays out of the process."""
+    add_photos(1)
+    storage.dispose_all()
+    report = probe_page(catseg_home, "pages/labelling.py",
+                        then="app.button(key='annotate_prefill').click().run()\n"
+                             "assert 'Unsaved changes' in app.warning[0].value, [w.value for w in app.warning]\n")
+    assert report["exception"] == []
+    assert not report["tensorflow"]
+
+
 # --- edit_from_canvas, then cut_out_boxes ----------------------------------------------------
 
 def test_edit_from_canvas_strokes_then_boxes():

@@ -140,3 +140,17 @@ def test_a_fine_tune_below_the_starter_is_offered_but_the_starter_is_preselected
     model.set_value(str(worse.id)).run()
     assert not app.exception
     assert app.metric[0].label == "Validation IoU"
+
+
+def test_a_splash_runs_without_tensorflow(catseg_home):
+    """The Try page predicts on ONNX Runtime: after a splash with the starter, TensorFlow is not loaded."""
+    from page_probe import probe_page
+
+    with storage.begin() as session:
+        stored = intake.add_photo(session, encode(drawn_cat(100, 80, seed=7)[0]), "from-dataset.png")
+    storage.dispose_all()
+    report = probe_page(catseg_home, "pages/try_photos.py",
+                        then=f"app.multiselect(key='try_dataset_photos').set_value([{stored.id}]).run()\n")
+    assert report["exception"] == []
+    assert report["images"] == 2  # the photo and its splash
+    assert not report["tensorflow"]

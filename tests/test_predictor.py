@@ -18,6 +18,7 @@ from catseg.compositing import SplashSettings
 from catseg.evaluation import evaluate_folder
 from catseg.masks import iou
 from catseg.prediction import Predictor, splash_file, write_mask
+from catseg.views import Views
 from catseg.registry import NoModelYet, resolve_model
 from conftest import (TINY_SIZE, drawn_cat, encode, register_fine_tune, register_tiny_model, save_tiny_model,
                       write_tutorial_folder)
@@ -127,62 +128,35 @@ def test_model_summary_reads_a_card_as_facts(tmp_path):
 
 # --- prediction and files ----------------------------------------------------------------
 
-def test_predictor_is_read_only_and_knows_its_size(tiny_predictor):
+def test_predictor_knows_its_size_and_views(tiny_predictor, tiny_version):
     assert tiny_predictor.input_size == TINY_SIZE
-    # Test-time scales 1x, 1.25x, 1.5x rounded to multiples of 32: 64, (64), 96.
-    assert tiny_predictor.input_sizes == (TINY_SIZE, 96)
     assert tiny_predictor.model_config.image_size == TINY_SIZE
-    with pytest.raises(AttributeError):
-        tiny_predictor.input_size = 3
+    # The quick set by default: 1.25 x 64 rounds to 64, and its mirror image.
+    assert tiny_predictor.views == Views((TINY_SIZE,), True) and tiny_predictor.views.count == 2
+    # The full set: 1x, 1.25x, 1.5x rounded to multiples of 32 (64, 64, 96), each mirrored.
+    full = Predictor(tiny_version.directory, views="full")
+    assert full.views == Views((TINY_SIZE, 96), True) and full.views.count == 4
+    with pytest.raises(ValueError, match="Unknown view set 'all'"):
+        Predictor(tiny_version.directory, views="all")
 
 
-def test_predictor_precision_follows_the_processor_unless_named(tmp_path, monkeypatch):
-    from catseg import models
-    from catseg.config import ModelConfig, TrainConfig
-    from catseg.models import build_model, save_model_version
-
-    config = ModelConfig(architecture="unet", image_size=TINY_SIZE, base_filters=4)
-    directory = save_model_version(build_model(config), config, TrainConfig(), {}, tmp_path / "unet")
-    photo, _ = drawn_cat(seed=5)
-    monkeypatch.setattr(models, "native_bfloat16", lambda: False)
-    plain = Predictor(directory)
-    assert plain.precision == "float32"
-    monkeypatch.setattr(models, "native_bfloat16", lambda: True)
-    fast = Predictor(directory)
-    assert fast.precision == "mixed_bfloat16" and Predictor(directory, precision="float32").precision == "float32"
-    assert {layer.dtype_policy.name for network in fast._models for layer in network.layers
-            if layer.weights and layer.name != "cat_probability"} == {"mixed_bfloat16"}
-    expected, probability = plain.probability(photo), fast.probability(photo)
-    assert probability.dtype == np.float32 and probability.shape == expected.shape
-    assert np.abs(probability - expected).max() < 0.05
-    with pytest.raises(ValueError, match="Unknown precision 'float16'"):
-        Predictor(directory, precision="float16")
-    # A card may keep its network in float32 (the pretrained U^2-Net-p's does); naming one still wins.
-    card_path = directory / "card.json"
-    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "test_time_precision": "float32"}))
-    assert Predictor(directory).precision == "float32"
-    assert Predictor(directory, precision="mixed_bfloat16").precision == "mixed_bfloat16"
-    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "test_time_precision": "half"}))
-    with pytest.raises(ValueError, match=r"card.json is damaged: its test_time_precision 'half' is not one of auto"):
-        Predictor(directory)
-
-
-def test_a_card_may_name_its_own_test_time_scales(tmp_path):
-    import json
-
+def test_a_card_may_name_its_own_views(tmp_path):
     from catseg.models import CARD_FILENAME
-    from catseg.prediction import scaled_input_sizes
+    from catseg.views import scaled_input_sizes
 
     assert scaled_input_sizes(160, (1.0, 1.25, 1.5)) == (160, 192, 256)
-    assert scaled_input_sizes(160, (0.8, 1.0, 1.25)) == (160, 128, 192)
+    assert scaled_input_sizes(160, (0.8, 1.0, 1.25)) == (128, 160, 192)
     with pytest.raises(ValueError, match="test-time scale"):
         scaled_input_sizes(160, (0.0,))
     directory = save_tiny_model(tmp_path / "model")
     card_path = directory / CARD_FILENAME
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    card_path.write_text(json.dumps({**card, "test_time_scales": [0.5, 1.0]}), encoding="utf-8")
-    assert Predictor(directory).input_sizes == (TINY_SIZE, 32)  # the card's scales
-    assert Predictor(directory, scales=(1.0,)).input_sizes == (TINY_SIZE,)  # an explicit choice wins
+    card_path.write_text(json.dumps({**card, "test_time_scales": [1.0, 0.5], "quick_views": {"scales": [1.5]}}),
+                         encoding="utf-8")
+    # Sizes the card's runtime files do not cover yet are exported on first use.
+    assert Predictor(directory, views="full").views.sizes == (TINY_SIZE, 32)
+    assert Predictor(directory).views == Views((96,), False)
+    assert Predictor(directory, scales=(1.0,), flip=True).views == Views((TINY_SIZE,), True)  # explicit wins
 
 
 def test_probability_is_full_resolution_and_finds_the_cat(tiny_predictor):

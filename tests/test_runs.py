@@ -251,8 +251,9 @@ def test_a_diverged_run_fails_with_a_reason_instead_of_a_database_error(catseg_h
     add_labelled(4)
     # A starting model whose weights are NaN: its loss is NaN from the first batch, as after a divergence.
     broken = build_model(TINY_MODEL)
-    broken.set_weights([np.full_like(weight, np.nan) for weight in broken.get_weights()])
     directory = save_model_version(broken, TINY_MODEL, TINY_TRAINING, {"val_iou": 0.5}, catseg_home / "broken")
+    broken.set_weights([np.full_like(weight, np.nan) for weight in broken.get_weights()])
+    broken.save(directory / "model.keras")  # a NaN network cannot be saved as a version: put it in place
     run_id = plan_run(TINY_MODEL, dataclasses.replace(TINY_TRAINING, epochs=2, precision="float32"), str(directory))
     summary = execute_run(run_id)
     assert summary["status"] == "failed" and summary["stop_reason"] == "diverged"

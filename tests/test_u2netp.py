@@ -84,7 +84,7 @@ def test_the_converted_weights_load_from_the_committed_file() -> None:
     assert not np.allclose(model.get_layer("fuse").get_weights()[0], fresh.get_layer("fuse").get_weights()[0])
 
     predictor = Predictor(PRETRAINED_DIRECTORY)
-    assert predictor.input_sizes == (320,)  # one view, as its card says
+    assert predictor.views.sizes == (320,) and not predictor.views.flip  # one view, as its card says
     photo, _ = drawn_cat(160, 120, seed=5)
     probability = predictor.probability(photo)
     assert probability.shape == (120, 160) and np.isfinite(probability).all()
