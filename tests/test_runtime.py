@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -131,3 +132,32 @@ def test_the_shipped_models_carry_their_runtime_files(name):
     card = card_of(directory)
     assert runtime.artifact_problem(directory, card, exported_sizes(card)) is None
     assert card["inference"]["max_difference"] <= 1e-3
+
+
+def test_pages_share_one_predictor_per_model_and_the_warm_up_loads_it_once(tmp_path, monkeypatch):
+    from catseg import prediction
+
+    monkeypatch.setattr(prediction, "_SHARED", {})
+    monkeypatch.setattr(prediction, "_warm_up_started", False)
+    first, second = save_tiny_model(tmp_path / "first"), save_tiny_model(tmp_path / "second")
+    asked = []
+
+    def find_first():
+        asked.append(first)
+        return first
+
+    assert prediction.warm_up_in_background(find_first)
+    assert not prediction.warm_up_in_background(find_first)  # once per process
+    for thread in threading.enumerate():
+        if thread.name == "catseg-model-warm-up":
+            thread.join(60)
+    assert asked == [first] and len(prediction._SHARED) == 1
+    shared = prediction.shared_predictor(first)
+    assert list(prediction._SHARED.values()) == [shared]  # the warm-up's predictor, not a second load
+    assert prediction.shared_predictor(str(first)) is shared
+    assert prediction.shared_predictor(second) is not shared
+    assert prediction.shared_predictor(first) is shared  # two models stay loaded
+    # A card written anew (a re-export) loads the model afresh.
+    card_path = first / CARD_FILENAME
+    os.utime(card_path, ns=(card_path.stat().st_atime_ns, card_path.stat().st_mtime_ns + 1_000_000))
+    assert prediction.shared_predictor(first) is not shared
