@@ -122,3 +122,20 @@ def test_two_machines_one_run_b_leaves_it_alone_stops_it_and_notices_its_death(c
     assert time.monotonic() - killed_at <= STALE_AFTER.total_seconds() + 2 * HEARTBEAT_SECONDS + 2
     failed = run_status(second)
     assert failed.status == "failed" and "on a stopped responding" in failed.error
+
+
+def test_a_run_ended_by_another_machine_stops_and_still_keeps_its_best_epoch(catseg_home):
+    """As when the database was out of reach past the stale limit: the worker learns it on its next beat."""
+    add_labelled(6)
+    run_id = start_run(TINY_MODEL, LONG_TRAINING)
+    training = wait_for(lambda: (v := run_status(run_id)).epoch >= 1 and v, timeout=180, what="a finished epoch")
+    with storage.begin() as session:
+        runs.finish_run(session, run_id, "failed", "The training process on a stopped responding (no heartbeat for 20 s).")
+    wait_for(lambda: not psutil.pid_exists(training.process_id) or
+             psutil.Process(training.process_id).status() == psutil.STATUS_ZOMBIE, timeout=60,
+             what="the worker to stop")
+    ended = run_status(run_id)
+    assert ended.status == "failed" and "stopped responding" in ended.error
+    with storage.begin() as session:
+        version = runs.model_version_for_run(session, run_id)
+    assert version is not None and f'kept as model version "{version.name}"' in ended.error
