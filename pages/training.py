@@ -8,9 +8,13 @@ from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
 from catseg.runs import (MINIMUM_LABELLED, PlannedSplit, RunProgress, learnt_by, planned_split, reap_dead_runs,
-                         run_folder, run_minutes, run_progress, start_run, stop_run)
+                         run_folder, run_minutes, run_progress, runs_here, start_run, stop_run)
 from storage import dataset, runs
+from team_access import current_author, require_sign_in
 from wording import version_label
+
+# Before anything of the dataset is read: also where Streamlit opens this file without the router.
+require_sign_in()
 
 # Networks to train from random weights; U^2-Net-p is fine-tuned from its pretrained weights instead.
 ARCHITECTURE_LABELS = {
@@ -136,6 +140,11 @@ def live_run() -> None:
     with st.container(border=True):
         header, stop_column = st.columns([5, 1], vertical_alignment="center")
         header.subheader(f"{STATUS_ICONS[active.status]} Run #{active.id} · {active.status}")
+        about = ([] if runs_here(active) else [f"running on **{active.host}**, another machine sharing this dataset"]) \
+            + ([f"started by {active.created_by}"] if active.created_by else [])
+        if about:
+            text = " · ".join(about)
+            st.caption(text[0].upper() + text[1:])
         if stop_column.button("Stop", icon="⏹️", key="train_stop", disabled=active.status == "stopping",
                               help="Stops after the current batch and keeps the best epoch so far."):
             stop_run(active.id)
@@ -258,7 +267,7 @@ if active_now is None:
                     early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
                     seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,
                 )
-                run_id = start_run(model_config, train_config, start_from)
+                run_id = start_run(model_config, train_config, start_from, created_by=current_author())
                 st.session_state["train_watching"] = run_id
                 st.rerun()
             except ValueError as error:
@@ -292,6 +301,8 @@ def runs_table() -> None:
             "minutes": round(run_minutes(run), 1),
             "model": f"#{version_by_run[run.id].id}" if run.id in version_by_run else "",
             "started": run.created_at.strftime("%Y-%m-%d %H:%M"),
+            "by": run.created_by or "",
+            "machine": run.host or "",
         }
         for run in history
     ])
