@@ -5,8 +5,6 @@
 # Starts a fresh cluster in a temporary folder, listening on 127.0.0.1 on a free port only,
 # exports CATSEG_TEST_POSTGRES_URL (its database catseg_test), runs COMMAND, then stops the
 # server and deletes the folder, whatever COMMAND's outcome; exits with COMMAND's status.
-# CATSEG_TEST_POSTGRES_CTL is the pg_ctl command line (program, data folder, log, start options,
-# after the server user's runuser where there is one), for the test that restarts the server.
 # Installs the Debian package `postgresql` when it is missing and we are root with apt-get.
 # Without PostgreSQL, COMMAND runs anyway and the PostgreSQL tests are skipped, unless
 # CATSEG_REQUIRE_POSTGRES=1 (CI), which makes that an error.
@@ -83,9 +81,9 @@ started=""
 for attempt in 1 2 3 4 5; do
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # Durability is of no use to a throwaway server: without fsync the tests run faster.
-  options="-p $port -k $folder -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   if "${as_server_user[@]}" "$bin_directory/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 60 \
-      -o "$options" start >/dev/null; then
+      -o "-p $port -k $folder -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      start >/dev/null; then
     started=yes
     break
   fi
@@ -97,9 +95,6 @@ fi
 "${as_server_user[@]}" "$bin_directory/createdb" -h 127.0.0.1 -p "$port" -U catseg catseg_test
 
 export CATSEG_TEST_POSTGRES_URL="postgresql+psycopg://catseg@127.0.0.1:$port/catseg_test"
-CATSEG_TEST_POSTGRES_CTL=$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \
-  "${as_server_user[@]}" "$bin_directory/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 60 -o "$options")
-export CATSEG_TEST_POSTGRES_CTL
 echo "PostgreSQL $("$bin_directory/pg_ctl" --version | awk '{print $3}') for the tests: $CATSEG_TEST_POSTGRES_URL" >&2
 status=0
 "$@" || status=$?
