@@ -61,6 +61,12 @@ class ImportReport:
     def added(self) -> int:
         return len(self.added_files)
 
+    def stop(self, reason: str) -> ImportReport:
+        """End the import early for `reason`: only the files it went through count as seen."""
+        self.stopped = self.stopped or reason
+        self.files_seen = self.added + len(self.duplicates) + len(self.rejected) + len(self.skipped)
+        return self
+
     def merge(self, other: ImportReport) -> None:
         self.files_seen += other.files_seen
         self.added_files += other.added_files
@@ -366,9 +372,7 @@ def import_source(
             report.duplicates.append(where)
         except (storage.DiskFull, storage.DatabaseUnavailable) as error:
             # Every later photo would fail the same way: stop, and say so once.
-            report.stopped = f"{where}: {error}"
-            report.files_seen = report.added + len(report.duplicates) + len(report.rejected) + len(report.skipped)
-            return report
+            return report.stop(f"{where}: {error}")
         except (ValueError, OSError) as error:
             report.rejected.append((where, _naming(where, str(error))))
         if on_progress:
@@ -380,9 +384,7 @@ def import_source(
                 report.merge(import_source(ZipSource(source.read(name), where), "auto", None, nested=False,
                                            created_by=created_by))
                 if report.stopped:
-                    report.files_seen = (report.added + len(report.duplicates) + len(report.rejected)
-                                         + len(report.skipped))
-                    return report
+                    return report.stop(report.stopped)
             except (ValueError, OSError) as error:
                 report.rejected.append((where, _naming(where, str(error))))
                 report.files_seen += 1
