@@ -127,9 +127,14 @@ def epoch_charts(run_id: int, starting_val_iou: float | None = None) -> None:
 @st.fragment(run_every=2)
 def live_run() -> None:
     """Refreshes on its own every 2 s; any tab or refresh shows the same run."""
-    reap_dead_runs()
-    with storage.begin() as session:
-        active = runs.active_run(session)
+    try:
+        reap_dead_runs()
+        with storage.begin() as session:
+            active = runs.active_run(session)
+    except storage.DatabaseUnavailable as error:
+        # A refresh of this panel alone, outside the router's net: say it here, and look again in 2 s.
+        st.warning(f"{error}\n\nThe run itself goes on; this panel looks again every 2 s.", icon="🔌")
+        return
     if active is None:
         if st.session_state.get("train_watching") is not None:
             # The run we watched has just ended: redraw the whole page (history, settings).
@@ -282,9 +287,12 @@ st.subheader("Runs")
 @st.fragment(run_every=2 if active_now is not None else None)
 def runs_table() -> None:
     """Every run so far, and a word on the latest if it ended below its starting model."""
-    with storage.begin() as session:
-        history = runs.list_runs(session)
-        version_by_run = {v.run_id: v for v in runs.list_model_versions(session)}
+    try:
+        with storage.begin() as session:
+            history = runs.list_runs(session)
+            version_by_run = {v.run_id: v for v in runs.list_model_versions(session)}
+    except storage.DatabaseUnavailable:
+        return  # the live panel above says so; the table comes back with the database
     if not history:
         st.caption("No runs yet.")
         return

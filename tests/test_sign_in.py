@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.request
 
-import numpy as np
 import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -24,7 +23,7 @@ from streamlit.testing.v1.util import patch_config_options
 import storage
 from catseg.config import ModelConfig, TrainConfig
 from storage import dataset, runs
-from conftest import REPOSITORY_ROOT, add_labelled, run_cli, run_status, write_tutorial_folder
+from conftest import REPOSITORY_ROOT, add_labelled, run_cli, write_tutorial_folder
 
 APP = str(REPOSITORY_ROOT / "app.py")
 PAGES = ["pages/home.py", "pages/dataset.py", "pages/labelling.py", "pages/training.py", "pages/try_photos.py"]
@@ -110,35 +109,6 @@ def test_a_saved_mask_carries_its_author_on_the_annotate_page(catseg_home):
     with storage.begin() as session:
         assert dataset.current_mask_revision(session, photo_id).created_by == "ada@example.org"
     assert any("saved by ada@example.org" in caption.value for caption in app.caption)
-
-
-def test_a_mask_save_while_the_database_is_unreachable_keeps_the_strokes_to_save_again(catseg_home, monkeypatch):
-    from test_pages_annotate import add_photos, draw, stroke
-
-    photo_id, = add_photos(1)
-    app = open_page("pages/labelling.py", {}, secrets={})
-    draw(app, stroke([(60, 60), (200, 150)], width=30))
-    real_begin = storage.begin
-
-    def unreachable():
-        raise storage.DatabaseUnavailable("The database at postgresql+psycopg://catseg@db:5432/catseg is unreachable: "
-                                          "connection failed: Connection refused")
-
-    monkeypatch.setattr(storage, "begin", unreachable)
-    app.button(key="annotate_save").click().run()
-    assert not app.exception, app.exception  # a message, not a traceback
-    errors = [error.value for error in app.error]
-    assert any("is unreachable" in error for error in errors), errors
-    assert all("Traceback" not in error for error in errors)
-    monkeypatch.setattr(storage, "begin", real_begin)
-    app.run()
-    assert not app.exception, app.exception
-    pending = app.session_state["annotate_pending"]
-    assert pending is not None and pending["photo_id"] == photo_id and pending["mask"].any()  # the strokes, kept
-    app.button(key="annotate_save").click().run()
-    with storage.begin() as session:
-        saved = dataset.load_mask(session, photo_id)
-    assert saved is not None and np.array_equal(saved > 0, pending["mask"] > 0)
 
 
 def test_a_run_started_on_the_train_page_carries_its_author_and_its_machine(catseg_home, monkeypatch):

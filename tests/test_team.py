@@ -6,7 +6,6 @@ with real training processes runs on PostgreSQL, the database a team shares.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import time
