@@ -31,6 +31,7 @@ class CheckReport:
     removed: int = 0
     rebuilt: int = 0
     problems_left: int = 0  # after repair: what repair could not or may not fix
+    kept: bool = True  # False when the disk was too full to keep this result for the Home page
 
     @property
     def problems_found(self) -> int:
@@ -72,7 +73,7 @@ def check_data(repair: bool = False, grace_seconds: float = 60.0) -> CheckReport
     may be writing them right now.
     """
     import storage
-    from storage.files import atomic_write
+    from storage.files import DiskFull, atomic_write
     from storage.inventory import take_inventory
 
     home = storage.data_home()
@@ -106,7 +107,10 @@ def check_data(repair: bool = False, grace_seconds: float = 60.0) -> CheckReport
                                 + len(after.missing_thumbnails))
     else:
         report.problems_left = report.problems_found
-    atomic_write(home / LAST_CHECK_FILE, json.dumps(report.to_dict(), indent=2).encode("utf-8"))
+    try:
+        atomic_write(home / LAST_CHECK_FILE, json.dumps(report.to_dict(), indent=2).encode("utf-8"))
+    except DiskFull:
+        report.kept = False  # a check only reads; a full disk must not stop it from saying what it found
     return report
 
 

@@ -38,6 +38,8 @@ def command_check(arguments: argparse.Namespace) -> int:
         else:
             print(f"{report.problems_found} problems; `python -m catseg check --repair` removes the stray and "
                   "temporary files and rebuilds thumbnails (it never deletes a row).")
+        if not report.kept:
+            print(f"The disk holding {report.data_home} is full: this result was not kept for the Home page.")
     return 0 if report.problems_left == 0 else 1
 
 

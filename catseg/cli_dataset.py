@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from catseg.cli_terminal import Progress
+from catseg.cli_terminal import EXIT_FAILURE, Progress
 
 # Past this many, duplicates are counted rather than listed (a re-import lists every photo).
 LISTED_DUPLICATES = 20
@@ -14,11 +15,14 @@ LISTED_DUPLICATES = 20
 
 def command_import(arguments: argparse.Namespace) -> int:
     from catseg.dataset_io import import_path
+    from catseg.team import command_line_user
 
-    report = import_path(Path(arguments.path), arguments.format, Progress("Importing"))
+    report = import_path(Path(arguments.path), arguments.format, Progress("Importing"),
+                         created_by=command_line_user())
+    status = EXIT_FAILURE if report.stopped else 0
     if arguments.json:
         print(json.dumps(report.to_dict()))
-        return 0
+        return status
     annotations = f" (annotations: {', '.join(report.annotation_files)})" if report.annotation_files else ""
     print(
         f"{report.detected_format} layout{annotations}: {report.files_seen} files: "
@@ -37,7 +41,10 @@ def command_import(arguments: argparse.Namespace) -> int:
         print(f"  rejected: {reason}")
     for name, why in report.skipped:
         print(f"  skipped: {name} ({why})")
-    return 0
+    if report.stopped:
+        print(f"error: the import stopped at {report.stopped} The {report.added} photos added before it are kept; "
+              "run the same import again to add the rest.", file=sys.stderr)
+    return status
 
 
 def command_export(arguments: argparse.Namespace) -> int:

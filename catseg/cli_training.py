@@ -33,7 +33,10 @@ def command_train(arguments: argparse.Namespace) -> int:
     if arguments.no_time_limit:
         train_config = dataclasses.replace(train_config, max_seconds=None)
     fine_tune_size = arguments.size if arguments.from_model is not None else None
-    run_id = plan_run(model_config, train_config, arguments.from_model, fine_tune_size, arguments.repeat or ())
+    from catseg.team import command_line_user
+
+    run_id = plan_run(model_config, train_config, arguments.from_model, fine_tune_size, arguments.repeat or (),
+                      created_by=command_line_user())
     with storage.begin() as session:
         planned_run = runs.get_run(session, run_id)
         planned = ModelConfig.from_dict(planned_run.model_config)

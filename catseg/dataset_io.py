@@ -53,10 +53,19 @@ class ImportReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason naming the file)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why: not a photo, hidden, ...)
     annotation_files: list[str] = field(default_factory=list)  # COCO JSONs read for the masks
+    # Why the import stopped before the end (the disk is full), or "" when it went through every
+    # file; the files after that point are not in any list.
+    stopped: str = ""
 
     @property
     def added(self) -> int:
         return len(self.added_files)
+
+    def stop(self, reason: str) -> ImportReport:
+        """End the import early for `reason`: only the files it went through count as seen."""
+        self.stopped = self.stopped or reason
+        self.files_seen = self.added + len(self.duplicates) + len(self.rejected) + len(self.skipped)
+        return self
 
     def merge(self, other: ImportReport) -> None:
         self.files_seen += other.files_seen
@@ -66,6 +75,7 @@ class ImportReport:
         self.rejected += other.rejected
         self.skipped += other.skipped
         self.annotation_files += other.annotation_files
+        self.stopped = self.stopped or other.stopped
 
     def to_dict(self) -> dict:
         return {
@@ -79,12 +89,14 @@ class ImportReport:
             "added_files": [{"file": name, "note": note} for name, note in self.added_files],
             "duplicate_files": list(self.duplicates),
             "annotation_files": list(self.annotation_files),
+            "stopped": self.stopped,
         }
 
 
-def import_uploads(files: list[tuple[str, bytes]], on_progress: ProgressCallback | None = None) -> ImportReport:
-    """Import photos and zips uploaded in the page; each zip's layout is detected on its own."""
-    return import_source(MemorySource(files), "images", on_progress)
+def import_uploads(files: list[tuple[str, bytes]], on_progress: ProgressCallback | None = None,
+                   created_by: str | None = None) -> ImportReport:
+    """Import photos and zips uploaded in the page by `created_by`; each zip's layout is detected on its own."""
+    return import_source(MemorySource(files), "images", on_progress, created_by=created_by)
 
 
 # --- layouts ---------------------------------------------------------------------------
@@ -315,10 +327,13 @@ def import_source(
     layout: str = "auto",
     on_progress: ProgressCallback | None = None,
     nested: bool = True,
+    created_by: str | None = None,
 ) -> ImportReport:
     """Import every photo (and mask) of a source into the dataset; never raises for one bad file.
 
     ValueError for an unknown layout or a bad COCO annotation file: then nothing is added.
+    A full disk stops the import at that photo (`report.stopped` says why); what was added is kept.
+    created_by: who imports, recorded with every photo and mask.
     """
     import storage
     from catseg.intake import add_photo
@@ -349,11 +364,15 @@ def import_source(
             decoded = decode_photo(data, where)
             mask = _read_mask(source, item, decoded.width, decoded.height)
             with storage.begin() as session:
-                add_photo(session, data, PurePosixPath(item.name).name, mask=mask, decoded=decoded)
+                add_photo(session, data, PurePosixPath(item.name).name, mask=mask, decoded=decoded,
+                          created_by=created_by)
             report.added_files.append((where, item.note))
             report.added_labelled += mask is not None
         except DuplicatePhoto:
             report.duplicates.append(where)
+        except (storage.DiskFull, storage.DatabaseUnavailable) as error:
+            # Every later photo would fail the same way: stop, and say so once.
+            return report.stop(f"{where}: {error}")
         except (ValueError, OSError) as error:
             report.rejected.append((where, _naming(where, str(error))))
         if on_progress:
@@ -362,7 +381,10 @@ def import_source(
         where = source.where(name)
         if nested:
             try:
-                report.merge(import_source(ZipSource(source.read(name), where), "auto", None, nested=False))
+                report.merge(import_source(ZipSource(source.read(name), where), "auto", None, nested=False,
+                                           created_by=created_by))
+                if report.stopped:
+                    return report.stop(report.stopped)
             except (ValueError, OSError) as error:
                 report.rejected.append((where, _naming(where, str(error))))
                 report.files_seen += 1
@@ -375,12 +397,12 @@ def import_source(
 
 
 def import_path(path_or_bytes: Path | bytes, layout: str = "auto", on_progress: ProgressCallback | None = None,
-                label: str | None = None) -> ImportReport:
-    """Import a folder, a zip file, or uploaded zip bytes.
+                label: str | None = None, created_by: str | None = None) -> ImportReport:
+    """Import a folder, a zip file, or uploaded zip bytes, as `created_by`.
 
     ValueError if it cannot be opened at all, or its COCO annotations are bad (nothing is added).
     """
-    return import_source(open_source(path_or_bytes, label), layout, on_progress)
+    return import_source(open_source(path_or_bytes, label), layout, on_progress, created_by=created_by)
 
 
 def iter_folder_pairs(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:

@@ -58,23 +58,26 @@ def add_photo(
     mask: np.ndarray | None = None,
     mask_source: str = "imported",
     decoded: DecodedPhoto | None = None,
+    created_by: str | None = None,
 ) -> Photo:
     """Add a photo (and optionally its mask). Raises PhotoRejected, DuplicatePhoto or ValueError.
 
     decoded: the photo already decoded from `data`, to save decoding it twice.
+    created_by: who adds it (and its mask), as recorded with both.
     """
     digest = dataset.new_photo_hash(session, data, original_name)
     decoded = decoded or decode_photo(data, original_name)
     # Checked before anything is written, so a bad mask leaves no trace.
     masks = None if mask is None else mask_files(mask, decoded.width, decoded.height, original_name)
-    photo = dataset.store_photo(session, original_name, photo_files(data, decoded, digest))
+    photo = dataset.store_photo(session, original_name, photo_files(data, decoded, digest), created_by)
     if masks is not None:
-        dataset.store_mask(session, photo.id, masks, mask_source)
+        dataset.store_mask(session, photo.id, masks, mask_source, created_by)
     return photo
 
 
-def save_mask(session: Session, photo_id: int, mask: np.ndarray, source: str) -> MaskRevision:
-    """Store a new mask of a photo (full resolution, lossless PNG 0/255); it becomes the current one."""
+def save_mask(session: Session, photo_id: int, mask: np.ndarray, source: str,
+              created_by: str | None = None) -> MaskRevision:
+    """Store a new mask of a photo (full resolution, lossless PNG 0/255), saved by `created_by`; it becomes the current one."""
     photo = dataset.get_photo(session, photo_id)
     return dataset.store_mask(session, photo_id, mask_files(mask, photo.width, photo.height, photo.original_name),
-                              source)
+                              source, created_by)

@@ -4,6 +4,9 @@
 in a new process session, so a browser refresh, a second tab or a crashed Streamlit script
 never touches it. `execute_run` is that worker's body (and the CLI's `train`, which runs it
 in the foreground). `reap_dead_runs` marks runs whose process has gone as failed.
+
+A run belongs to the machine that runs it (its `host`): only that machine can look its
+process up; every other machine sharing the database judges it by its heartbeat.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 import storage
 from catseg.config import ModelConfig, TrainConfig
+from catseg.team import this_host
 from storage import dataset, runs
 
 # The worker beats at least this often while it trains (every batch, throttled).
@@ -51,8 +55,17 @@ def _process_alive(process_id: int | None) -> bool:
         return False
 
 
+def runs_here(run: runs.RunView) -> bool:
+    """True when this machine runs `run` (runs recorded before hosts were recorded count as local)."""
+    return run.host is None or run.host == this_host()
+
+
 def reap_dead_runs() -> list[int]:
-    """Mark active runs whose process has died (kill -9, out of memory, reboot) as failed."""
+    """Mark active runs whose process has died (kill -9, out of memory, reboot) as failed.
+
+    The machine that runs it checks its process; any other machine only its heartbeat, since
+    a process id means nothing on another machine.
+    """
     failed = []
     with storage.begin() as session:
         active = runs.active_run(session)
@@ -60,10 +73,12 @@ def reap_dead_runs() -> list[int]:
             return failed
         beat_limit = STARTUP_GRACE if active.batches_per_epoch == 0 else STALE_AFTER
         stale = bool(runs.stale_runs(session, beat_limit))
-        if active.process_id and not _process_alive(active.process_id):
+        local = runs_here(active)
+        if local and active.process_id and not _process_alive(active.process_id):
             reason = "The training process ended unexpectedly (killed, or out of memory)."
         elif stale:
-            reason = f"The training process stopped responding (no heartbeat for {beat_limit.seconds} s)."
+            where = "" if local else f" on {active.host}"
+            reason = f"The training process{where} stopped responding (no heartbeat for {beat_limit.seconds} s)."
         else:
             return failed
         log_tail = _log_tail(active.id)
@@ -85,9 +100,9 @@ def _log_tail(run_id: int, lines: int = 12) -> str:
 
 def plan_run(
     model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None,
-    fine_tune_size: int | None = None, repeat: Sequence[tuple[str, int]] = (),
+    fine_tune_size: int | None = None, repeat: Sequence[tuple[str, int]] = (), created_by: str | None = None,
 ) -> int:
-    """Record a new run over the labelled photos (split by `split_photos`); returns its id.
+    """Record a new run over the labelled photos (split by `split_photos`), to run here; returns its id.
 
     `initial_model` ("starter", a version id, or a model folder) fine-tunes that model; its
     architecture and input size then replace `model_config`, unless `fine_tune_size` asks
@@ -136,6 +151,8 @@ def plan_run(
             _repeat_matching(session, train_ids, repeat),
             validation_ids,
             initial_model,
+            host=this_host(),
+            created_by=created_by,
         )
         return run.id
 
@@ -225,9 +242,10 @@ def _repeat_matching(session, photo_ids: list[int], repeat: Sequence[tuple[str, 
     return repeated
 
 
-def start_run(model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None) -> int:
-    """Record a run and launch its worker process in the background; returns the run id."""
-    run_id = plan_run(model_config, train_config, initial_model)
+def start_run(model_config: ModelConfig, train_config: TrainConfig, initial_model: str | None = None,
+              created_by: str | None = None) -> int:
+    """Record a run started by `created_by` and launch its worker process here, in the background; returns the run id."""
+    run_id = plan_run(model_config, train_config, initial_model, created_by=created_by)
     folder = run_folder(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "log.txt"
@@ -240,7 +258,7 @@ def start_run(model_config: ModelConfig, train_config: TrainConfig, initial_mode
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
     with storage.begin() as session:
-        runs.set_process(session, run_id, process.pid, str(log_path))
+        runs.set_process(session, run_id, process.pid, str(log_path), this_host())
     return run_id
 
 
@@ -248,6 +266,28 @@ def stop_run(run_id: int) -> None:
     """Ask a run to stop after its current batch; its best epoch so far is kept."""
     with storage.begin() as session:
         runs.request_stop(session, run_id)
+
+
+# How long a finished run waits for the database to come back to record its model version and end.
+FINAL_WRITE_PATIENCE_SECONDS = 300.0
+
+
+def _database_gap(error: Exception) -> None:
+    """Note, in the run's log, a report lost while the database was out of reach."""
+    print(f"{time.strftime('%H:%M:%S')} not recorded: {error}", file=sys.stderr, flush=True)
+
+
+def _when_database_answers(write, patience: float = FINAL_WRITE_PATIENCE_SECONDS):
+    """`write()`, tried again every few seconds while the database is out of reach, for up to `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return write()
+        except storage.DatabaseUnavailable as error:
+            if time.monotonic() >= deadline:
+                raise
+            _database_gap(error)
+            time.sleep(HEARTBEAT_SECONDS)
 
 
 class _Reporter:
@@ -269,9 +309,12 @@ class _Reporter:
             self.flush(epoch, batch + 1)
 
     def flush(self, epoch: int, batch: int) -> None:
-        with storage.begin() as session:
-            runs.record_batches(session, self.run_id, self.pending, epoch, batch)
-            self.stop_requested = runs.heartbeat(session, self.run_id)
+        try:
+            with storage.begin() as session:
+                runs.record_batches(session, self.run_id, self.pending, epoch, batch)
+                self.stop_requested = runs.heartbeat(session, self.run_id)
+        except storage.DatabaseUnavailable as error:
+            _database_gap(error)  # training goes on; these batches' losses are not charted
         self.pending = []
         self.last_flush = time.monotonic()
 
@@ -279,8 +322,11 @@ class _Reporter:
         return self.stop_requested or local_stop_request.is_set()
 
     def on_start(self, metrics: dict[str, float]) -> None:
-        with storage.begin() as session:
-            runs.record_starting_score(session, self.run_id, metrics["val_iou"])
+        try:
+            with storage.begin() as session:
+                runs.record_starting_score(session, self.run_id, metrics["val_iou"])
+        except storage.DatabaseUnavailable as error:
+            _database_gap(error)
         if self.announce is not None:
             self.announce(0, metrics, 0.0)
 
@@ -292,9 +338,12 @@ class _Reporter:
         atomic_write(preview_path, encode_jpeg(preview, 88))
         seconds = time.monotonic() - self.epoch_started
         self.epoch_started = time.monotonic()
-        with storage.begin() as session:
-            runs.record_epoch(session, self.run_id, epoch + 1, logs, seconds, preview_path.name)
-            self.stop_requested = runs.heartbeat(session, self.run_id)
+        try:
+            with storage.begin() as session:
+                runs.record_epoch(session, self.run_id, epoch + 1, logs, seconds, preview_path.name)
+                self.stop_requested = runs.heartbeat(session, self.run_id)
+        except storage.DatabaseUnavailable as error:
+            _database_gap(error)  # the model keeps its best epoch itself; only the chart misses this one
         if self.announce is not None:
             self.announce(epoch + 1, logs, seconds)
 
@@ -331,7 +380,7 @@ def execute_run(run_id: int, announce=None) -> dict:
             taught = {content_hashes[i] for i in run.train_photo_ids if i in content_hashes}
             initial_spec = run.initial_model
             batches_per_epoch = -(-len(train_pairs) // train_config.batch_size)
-            runs.mark_running(session, run_id, os.getpid(), batches_per_epoch)
+            runs.mark_running(session, run_id, os.getpid(), batches_per_epoch, this_host())
         initial = None
         if initial_spec is not None:
             from catseg.registry import resolve_model
@@ -366,19 +415,35 @@ def execute_run(run_id: int, announce=None) -> dict:
                 quick_views=quick_views,
                 check_photos=[read_photo(path) for path, _ in validation_pairs[:EXPORT_CHECK_PHOTOS]],
             )
-            with storage.begin() as session:
-                version = runs.add_model_version(
-                    session, run_id, f"run {run_id}", directory, result.model_config.architecture,
-                    result.model_config.image_size, float(best.get("val_iou", float("nan"))),
-                    {k: float(v) for k, v in best.items()},
-                )
+
+            def register_version():
+                with storage.begin() as session:
+                    return runs.add_model_version(
+                        session, run_id, f"run {run_id}", directory, result.model_config.architecture,
+                        result.model_config.image_size, float(best.get("val_iou", float("nan"))),
+                        {k: float(v) for k, v in best.items()},
+                    )
+
+            version = _when_database_answers(register_version)
         status = {"requested": "stopped", "diverged": "failed"}.get(result.stop_reason, "finished")
         error = diverged_message(result.epochs_run + 1, train_config.learning_rate, version) \
             if result.stop_reason == "diverged" else None
         local_stop_request.clear()
         seconds = time.monotonic() - started
-        with storage.begin() as session:
-            runs.finish_run(session, run_id, status, error=error, seconds=seconds)
+
+        def finish() -> tuple[str, str | None]:
+            with storage.begin() as session:
+                ended = runs.run_view(session, run_id)
+                if ended.is_active:
+                    runs.finish_run(session, run_id, status, error=error, seconds=seconds)
+                    return status, error
+                # Another machine ended the run while the database was out of reach: its verdict
+                # stands, with a word on the model version kept all the same.
+                kept = f" Its best epoch is kept as model version \"{version.name}\"." if version is not None else ""
+                runs.finish_run(session, run_id, ended.status, error=(ended.error or "") + kept, seconds=seconds)
+                return ended.status, (ended.error or "") + kept
+
+        status, error = _when_database_answers(finish)
         return {
             "run_id": run_id, "model_id": version.id if version else None, "status": status,
             "stop_reason": result.stop_reason, "best_val_iou": float(best.get("val_iou", float("nan"))) if best else None,
@@ -387,12 +452,17 @@ def execute_run(run_id: int, announce=None) -> dict:
             **({"error": error} if error else {}),
         }
     except BaseException as error:
-        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        if not isinstance(error, (ValueError, KeyboardInterrupt)):
+        # A full disk or a lost database says what and where in its own words; anything else is named.
+        plain = isinstance(error, (storage.DiskFull, storage.DatabaseUnavailable))
+        message = str(error) if plain else f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if not isinstance(error, (ValueError, KeyboardInterrupt)) and not plain:
             traceback.print_exc()  # into the run's log for whoever debugs it
-        with storage.begin() as session:
-            runs.finish_run(session, run_id, "stopped" if isinstance(error, KeyboardInterrupt) else "failed",
-                            error=message, seconds=time.monotonic() - started)
+        try:
+            with storage.begin() as session:
+                runs.finish_run(session, run_id, "stopped" if isinstance(error, KeyboardInterrupt) else "failed",
+                                error=message, seconds=time.monotonic() - started)
+        except storage.DatabaseUnavailable as unreachable:
+            _database_gap(unreachable)  # the run's heartbeat stops: another look at the Train page ends it
         raise
 
 

@@ -7,6 +7,10 @@ from catseg.compositing import overlay_mask
 from catseg.dataset_io import import_uploads
 from catseg.images import SUPPORTED_SUFFIXES
 from storage import dataset
+from team_access import current_author, require_sign_in
+
+# Before anything of the dataset is read: also where Streamlit opens this file without the router.
+require_sign_in()
 
 COLUMNS = 6
 PER_PAGE = 24
@@ -24,6 +28,8 @@ def show_import_report(report) -> None:
         parts.append(f"**{len(report.skipped)}** skipped")
     summary = f"{report.files_seen} files: " + ", ".join(parts) + "."
     (st.warning if report.rejected else st.success)(summary)
+    if report.stopped:
+        st.error(f"The import stopped at {report.stopped} The photos added before it are kept.")
     if report.rejected:
         with st.expander("Why files were rejected", expanded=len(report.rejected) <= 5):
             for _, reason in report.rejected:
@@ -67,6 +73,7 @@ with st.expander("Add photos", expanded=numbers.images == 0, icon="➕"):
         report = import_uploads(
             [(upload.name, upload.getvalue()) for upload in uploads],
             on_progress=lambda done, total, name: progress.progress(done / total, text=f"{done}/{total}: {name}"),
+            created_by=current_author(),
         )
         progress.empty()
         st.session_state["dataset_last_report"] = report

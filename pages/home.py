@@ -6,7 +6,11 @@ import storage
 from catseg.check import check_data, last_check
 from catseg.registry import starter_model_available
 from storage import dataset, runs
+from team_access import require_sign_in
 from wording import version_label
+
+# Before anything of the dataset is read: also where Streamlit opens this file without the router.
+require_sign_in()
 
 st.title("🐱 catseg: colour-splash cats")
 st.markdown(

@@ -15,6 +15,10 @@ from catseg.compositing import overlay_mask
 from catseg.prediction import shared_predictor
 from catseg.registry import resolve_model, starter_model_directory
 from storage import dataset
+from team_access import current_author, require_sign_in
+
+# Before anything of the dataset is read: also where Streamlit opens this file without the router.
+require_sign_in()
 
 # The canvas scrolls sideways when it is wider than its column, hiding part of the photo, and
 # the page cannot see the window's width: 560 px fits a 1280-px window with the sidebar open,
@@ -96,7 +100,9 @@ def working_state(context: dict) -> tuple[np.ndarray, str | None, bool]:
     """(mask with every unsaved edit, its source, whether anything is unsaved) for the shown photo."""
     view: CanvasView = context["view"]
     pending = pending_for(context["photo_id"])
-    base = pending["mask"] if pending else saved_mask_and_revision(context["photo_id"])[0]
+    # The saved mask this page showed (and the strokes were drawn on): no database needed, so
+    # strokes can be kept while the database is out of reach.
+    base = pending["mask"] if pending else context["saved_mask"]
     # Boxes are cut out as soon as they are drawn (main script), so only strokes are left here.
     edit = canvas_edits.edit_from_canvas(drawing_in_state(context["canvas_key"]), view, base)
     source = pending["source"] if pending else None
@@ -163,17 +169,19 @@ def save(context: dict, then_next: bool, overwrite: bool = False) -> None:
         say("info", "Nothing to save: draw on the photo first.")
         return
     base = st.session_state.get(BASE_REVISION) or {}
+    # Unsaved edits live in this tab until a save commits; a save that fails keeps them as the
+    # pending mask (the canvas itself is redrawn empty) so that Save works again later.
+    set_pending(photo_id, mask, source or "painted")
+    clear_canvas()
     with storage.begin() as session:
         newest = dataset.current_mask_revision(session, photo_id)
         newest_id = newest.id if newest is not None else None
         if not overwrite and base.get("photo_id") == photo_id and newest_id != base.get("revision_id"):
-            # Keep every edit (canvas strokes too) while the user decides.
-            set_pending(photo_id, mask, source or "painted")
-            clear_canvas()
+            # Every edit (canvas strokes too) is kept as the pending mask while the user decides.
             saved_at = newest.created_at.strftime("%H:%M") if newest is not None else None
             st.session_state[CONFLICT] = {"photo_id": photo_id, "then_next": then_next, "saved_at": saved_at}
             return
-        intake.save_mask(session, photo_id, mask, source or "painted")
+        intake.save_mask(session, photo_id, mask, source or "painted", created_by=current_author())
     st.session_state.pop(PENDING, None)
     st.session_state.pop(CONFLICT, None)
     clear_canvas()
@@ -315,6 +323,7 @@ try:
 except (ValueError, OSError) as error:
     photo = saved_mask = saved_revision_id = None
     load_error = f"Photo #{photo_id} could not be read ({error}). Delete it on the Photos page or pick another."
+context["saved_mask"] = saved_mask
 pending = pending_for(photo_id)
 base_mask = pending["mask"] if pending else saved_mask if saved_mask is not None else canvas_edits.clear(view.photo_shape)
 drawing = drawing_in_state(canvas_key)
@@ -456,6 +465,8 @@ with canvas_column:
         key=canvas_key,
     )
     source = pending["source"] if pending else (current.mask_source or "no mask yet")
+    if not pending and current.mask_saved_by:
+        source += f", saved by {current.mask_saved_by}"
     region = "" if zoom == 1 else f" · showing ({view.x0}, {view.y0})–({view.x1}, {view.y1}) at {zoom}x"
     st.caption(f"#{photo_id} {current.original_name} · {current.width}×{current.height} px · "
                f"mask: {source}{' (unsaved)' if dirty else ''}{region}")

@@ -8,9 +8,13 @@ from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
 from catseg.runs import (MINIMUM_LABELLED, PlannedSplit, RunProgress, learnt_by, planned_split, reap_dead_runs,
-                         run_folder, run_minutes, run_progress, start_run, stop_run)
+                         run_folder, run_minutes, run_progress, runs_here, start_run, stop_run)
 from storage import dataset, runs
+from team_access import current_author, require_sign_in
 from wording import version_label
+
+# Before anything of the dataset is read: also where Streamlit opens this file without the router.
+require_sign_in()
 
 # Networks to train from random weights; U^2-Net-p is fine-tuned from its pretrained weights instead.
 ARCHITECTURE_LABELS = {
@@ -123,9 +127,14 @@ def epoch_charts(run_id: int, starting_val_iou: float | None = None) -> None:
 @st.fragment(run_every=2)
 def live_run() -> None:
     """Refreshes on its own every 2 s; any tab or refresh shows the same run."""
-    reap_dead_runs()
-    with storage.begin() as session:
-        active = runs.active_run(session)
+    try:
+        reap_dead_runs()
+        with storage.begin() as session:
+            active = runs.active_run(session)
+    except storage.DatabaseUnavailable as error:
+        # A refresh of this panel alone, outside the router's net: say it here, and look again in 2 s.
+        st.warning(f"{error}\n\nThe run itself goes on; this panel looks again every 2 s.", icon="🔌")
+        return
     if active is None:
         if st.session_state.get("train_watching") is not None:
             # The run we watched has just ended: redraw the whole page (history, settings).
@@ -136,6 +145,11 @@ def live_run() -> None:
     with st.container(border=True):
         header, stop_column = st.columns([5, 1], vertical_alignment="center")
         header.subheader(f"{STATUS_ICONS[active.status]} Run #{active.id} · {active.status}")
+        about = ([] if runs_here(active) else [f"running on **{active.host}**, another machine sharing this dataset"]) \
+            + ([f"started by {active.created_by}"] if active.created_by else [])
+        if about:
+            text = " · ".join(about)
+            st.caption(text[0].upper() + text[1:])
         if stop_column.button("Stop", icon="⏹️", key="train_stop", disabled=active.status == "stopping",
                               help="Stops after the current batch and keeps the best epoch so far."):
             stop_run(active.id)
@@ -258,7 +272,7 @@ if active_now is None:
                     early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
                     seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,
                 )
-                run_id = start_run(model_config, train_config, start_from)
+                run_id = start_run(model_config, train_config, start_from, created_by=current_author())
                 st.session_state["train_watching"] = run_id
                 st.rerun()
             except ValueError as error:
@@ -273,9 +287,12 @@ st.subheader("Runs")
 @st.fragment(run_every=2 if active_now is not None else None)
 def runs_table() -> None:
     """Every run so far, and a word on the latest if it ended below its starting model."""
-    with storage.begin() as session:
-        history = runs.list_runs(session)
-        version_by_run = {v.run_id: v for v in runs.list_model_versions(session)}
+    try:
+        with storage.begin() as session:
+            history = runs.list_runs(session)
+            version_by_run = {v.run_id: v for v in runs.list_model_versions(session)}
+    except storage.DatabaseUnavailable:
+        return  # the live panel above says so; the table comes back with the database
     if not history:
         st.caption("No runs yet.")
         return
@@ -292,6 +309,8 @@ def runs_table() -> None:
             "minutes": round(run_minutes(run), 1),
             "model": f"#{version_by_run[run.id].id}" if run.id in version_by_run else "",
             "started": run.created_at.strftime("%Y-%m-%d %H:%M"),
+            "by": run.created_by or "",
+            "machine": run.host or "",
         }
         for run in history
     ])

@@ -19,7 +19,11 @@ from catseg.prediction import (
 )
 from catseg.registry import ModelSummary, model_summary, resolve_model, starter_model_available
 from storage import dataset, runs
+from team_access import require_sign_in
 from wording import version_label
+
+# Before anything of the dataset is read: also where Streamlit opens this file without the router.
+require_sign_in()
 
 # Sliders restyle a preview at most this long; downloads are always full resolution.
 PREVIEW_SIDE = 1600

@@ -7,6 +7,7 @@ one dataset.
 """
 
 from storage.db import DatabaseUnavailable, begin, dispose_all, session_factory
+from storage.files import DiskFull
 from storage.settings import data_home, database_url
 
-__all__ = ["DatabaseUnavailable", "begin", "data_home", "database_url", "dispose_all", "session_factory"]
+__all__ = ["DatabaseUnavailable", "DiskFull", "begin", "data_home", "database_url", "dispose_all", "session_factory"]

@@ -66,6 +66,7 @@ class PhotoSummary:
     created_at: datetime
     mask_source: str | None  # None while the photo has no mask
     mask_updated_at: datetime | None
+    mask_saved_by: str | None = None  # who saved the current mask (None: unknown, or no mask)
 
     @property
     def is_labelled(self) -> bool:
@@ -123,13 +124,15 @@ def current_mask_revision(session: Session, photo_id: int) -> MaskRevision | Non
     ).first()
 
 
-def store_mask(session: Session, photo_id: int, files: MaskFiles, source: str) -> MaskRevision:
-    """Store a new mask revision of a photo; it becomes the current mask."""
+def store_mask(session: Session, photo_id: int, files: MaskFiles, source: str,
+               created_by: str | None = None) -> MaskRevision:
+    """Store a new mask revision of a photo, saved by `created_by`; it becomes the current mask."""
     if source not in MASK_SOURCES:
         raise ValueError(f"Unknown mask source {source!r}; expected one of {', '.join(MASK_SOURCES)}.")
     photo = get_photo(session, photo_id)
     revision = MaskRevision(
-        photo_id=photo.id, source=source, file_name="pending", foreground_fraction=files.foreground_fraction
+        photo_id=photo.id, source=source, file_name="pending", foreground_fraction=files.foreground_fraction,
+        created_by=created_by,
     )
     session.add(revision)
     session.flush()  # the id names the file
@@ -182,8 +185,8 @@ def new_photo_hash(session: Session, data: bytes, original_name: str) -> str:
     return digest
 
 
-def store_photo(session: Session, original_name: str, files: PhotoFiles) -> Photo:
-    """Store a photo's row and files; the name is kept for display only, files are named by hash."""
+def store_photo(session: Session, original_name: str, files: PhotoFiles, created_by: str | None = None) -> Photo:
+    """Store a photo's row and files, added by `created_by`; the name is kept for display only, files are named by hash."""
     digest = files.content_hash
     photo = Photo(
         content_hash=digest,
@@ -191,6 +194,7 @@ def store_photo(session: Session, original_name: str, files: PhotoFiles) -> Phot
         file_name=f"{digest[:2]}/{digest}.{files.extension}",
         width=files.width,
         height=files.height,
+        created_by=created_by,
     )
     session.add(photo)
     session.flush()
@@ -266,7 +270,7 @@ def count_filtered(session: Session, which: str = "all") -> int:
 def _summary_query():
     current = _current_revision_subquery()
     return (
-        select(Photo, MaskRevision.source, MaskRevision.created_at)
+        select(Photo, MaskRevision.source, MaskRevision.created_at, MaskRevision.created_by)
         .outerjoin(current, current.c.photo_id == Photo.id)
         .outerjoin(MaskRevision, MaskRevision.id == current.c.revision_id)
         .order_by(Photo.id)
@@ -275,8 +279,8 @@ def _summary_query():
 
 def _summaries(session: Session, statement) -> list[PhotoSummary]:
     return [
-        PhotoSummary(p.id, p.original_name, p.width, p.height, p.created_at, source, updated)
-        for p, source, updated in session.execute(statement).all()
+        PhotoSummary(p.id, p.original_name, p.width, p.height, p.created_at, source, updated, saved_by)
+        for p, source, updated, saved_by in session.execute(statement).all()
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,22 +19,29 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.files import DiskFull, is_disk_full
 from storage.settings import data_home, database_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any fixed number: processes upgrading the same PostgreSQL database take turns on this lock.
 MIGRATION_LOCK_KEY = 7_215_003_101
 CONNECT_TIMEOUT_SECONDS = 10
+# Below this much free space SQLite cannot make its shared-memory file or write a page.
+NO_ROOM_BYTES = 64 * 1024
 _lock = threading.Lock()
 _factories: dict[tuple[str, str], sessionmaker[Session]] = {}
 Row = TypeVar("Row")
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The database named by `DATABASE_URL` (or the data folder's SQLite file) cannot be opened."""
+class DatabaseUnavailable(ConnectionError, RuntimeError):
+    """The database named by `DATABASE_URL` (or the data folder's SQLite file) cannot be reached or opened.
+
+    A ConnectionError (an OSError), so that code which reports a file it cannot read reports
+    this too, in one line, instead of failing with a traceback.
+    """
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -125,14 +133,61 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def _reason(error: OperationalError | InterfaceError) -> str:
+    """The driver's own first line (psycopg: "connection failed: ...", SQLite: "database is locked")."""
+    text = str(error.orig if error.orig is not None else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _sqlite_folder(url: URL) -> Path:
+    return Path(url.database or ".").resolve().parent
+
+
+def _no_room(folder: Path) -> bool:
+    """True when `folder`'s disk is (all but) full: SQLite then fails with "disk I/O error" or "readonly"."""
+    try:
+        return shutil.disk_usage(folder).free < NO_ROOM_BYTES
+    except OSError:
+        return False
+
+
+def _failure(url: URL, error: OperationalError | InterfaceError) -> OSError:
+    """What a failed connection or statement means to the user: a full disk, or an unreachable database."""
+    if url.get_backend_name() == "sqlite" and (is_disk_full(error) or _no_room(_sqlite_folder(url))):
+        folder = _sqlite_folder(url)
+        return DiskFull(f"The disk holding {folder} is full: the database could not be written. "
+                        "Free some space and try again.")
+    return DatabaseUnavailable(f"The database at {_printable(url)} is unreachable: {_reason(error)}")
+
+
+def _read_only_sqlite(url: URL) -> Engine | None:
+    """The SQLite file opened read-only without its shared-memory file, where a full disk leaves no room for one.
+
+    Only when its write-ahead log is empty (every commit is in the main file), so nothing
+    committed is missed; writes then fail as a full disk. None where that does not apply.
+    """
+    if url.get_backend_name() != "sqlite" or not url.database or not _no_room(_sqlite_folder(url)):
+        return None
+    log = Path(f"{url.database}-wal")
+    if log.exists() and log.stat().st_size > 0:
+        return None
+    import sqlite3
+
+    address = f"{Path(url.database).resolve().as_uri()}?immutable=1&mode=ro"
+    return create_engine(url, creator=lambda: sqlite3.connect(address, uri=True, check_same_thread=False))
+
+
 def _open(url: str) -> sessionmaker[Session]:
     engine = make_engine(url)
     try:
         upgrade_schema(engine)
     except OperationalError as error:
         engine.dispose()
-        reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-        raise DatabaseUnavailable(f"Cannot open the database at {_printable(engine.url)}: {reason}") from None
+        # SQLite needs a little room to open a database for sharing; on a full disk, reading still works.
+        read_only = _read_only_sqlite(engine.url)
+        if read_only is None:
+            raise _failure(engine.url, error) from None
+        engine = read_only
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -160,9 +215,17 @@ def get_or_raise(session: Session, model: type[Row], row_id: int, message: str) 
 
 @contextmanager
 def begin() -> Iterator[Session]:
-    """A session in a transaction: committed on success, rolled back on error."""
-    with session_factory().begin() as session:
-        yield session
+    """A session in a transaction: committed on success, rolled back on error.
+
+    A database that goes away (a server restart, a network cut) raises DatabaseUnavailable in
+    one line naming it; the next `begin` tries again on a fresh connection (pre-ping).
+    """
+    factory = session_factory()
+    try:
+        with factory.begin() as session:
+            yield session
+    except (OperationalError, InterfaceError) as error:
+        raise _failure(factory.kw["bind"].url, error) from None
 
 
 def dispose_all() -> None:

@@ -30,6 +30,7 @@ class Photo(Base):
     width: Mapped[int]
     height: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    created_by: Mapped[str | None] = mapped_column(String(255))  # who added it; None where nobody signed in
 
     mask_revisions: Mapped[list[MaskRevision]] = relationship(
         back_populates="photo",
@@ -51,6 +52,7 @@ class MaskRevision(Base):
     file_name: Mapped[str] = mapped_column(String(128))
     foreground_fraction: Mapped[float]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    created_by: Mapped[str | None] = mapped_column(String(255))  # who saved it; None where nobody signed in
 
     photo: Mapped[Photo] = relationship(back_populates="mask_revisions")
 
@@ -76,6 +78,9 @@ class TrainingRun(Base):
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     process_id: Mapped[int | None]
+    # The machine whose process trains it: only that machine can look the process up by its id.
+    host: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[str | None] = mapped_column(String(255))  # who started it
     stop_requested: Mapped[bool] = mapped_column(default=False)
     model_config: Mapped[dict] = mapped_column(JSON)
     train_config: Mapped[dict] = mapped_column(JSON)

@@ -49,6 +49,8 @@ class RunView:
     validation_count: int
     initial_model: str | None
     starting_val_iou: float | None = None
+    host: str | None = None  # the machine that runs it
+    created_by: str | None = None  # who started it
 
     @property
     def is_active(self) -> bool:
@@ -63,7 +65,8 @@ def _view(run: TrainingRun) -> RunView:
         epoch=run.epoch, batch=run.batch, batches_per_epoch=run.batches_per_epoch, best_val_iou=run.best_val_iou,
         best_epoch=run.best_epoch, seconds=run.seconds, error=run.error,
         train_count=len(run.train_photo_ids or []), validation_count=len(run.validation_photo_ids or []),
-        initial_model=run.initial_model, starting_val_iou=run.starting_val_iou,
+        initial_model=run.initial_model, starting_val_iou=run.starting_val_iou, host=run.host,
+        created_by=run.created_by,
     )
 
 
@@ -82,8 +85,10 @@ def create_run(
     train_photo_ids: list[int],
     validation_photo_ids: list[int],
     initial_model: str | None = None,
+    host: str | None = None,
+    created_by: str | None = None,
 ) -> TrainingRun:
-    """A new run in status "starting"; RunAlreadyActive if another run is active."""
+    """A new run in status "starting", to run on `host`; RunAlreadyActive if another run is active."""
     active = active_run(session)
     if active is not None:
         raise RunAlreadyActive(f"Training run #{active.id} is still {active.status}; stop it or wait for it first.")
@@ -93,6 +98,8 @@ def create_run(
         train_photo_ids=list(train_photo_ids),
         validation_photo_ids=list(validation_photo_ids),
         initial_model=initial_model,
+        host=host,
+        created_by=created_by,
     )
     session.add(run)
     try:
@@ -125,26 +132,35 @@ def latest_run(session: Session) -> RunView | None:
     return runs[0] if runs else None
 
 
-def mark_running(session: Session, run_id: int, process_id: int, batches_per_epoch: int) -> None:
+def mark_running(session: Session, run_id: int, process_id: int, batches_per_epoch: int,
+                 host: str | None = None) -> None:
     run = get_run(session, run_id)
     run.status = "running" if not run.stop_requested else "stopping"
     run.process_id = process_id
+    run.host = host or run.host
     run.batches_per_epoch = batches_per_epoch
     run.started_at = run.started_at or utc_now()
     run.heartbeat_at = utc_now()
 
 
-def set_process(session: Session, run_id: int, process_id: int, log_file: str | None = None) -> None:
+def set_process(session: Session, run_id: int, process_id: int, log_file: str | None = None,
+                host: str | None = None) -> None:
     run = get_run(session, run_id)
     run.process_id = process_id
+    run.host = host or run.host
     run.log_file = log_file
     run.heartbeat_at = utc_now()
 
 
 def heartbeat(session: Session, run_id: int) -> bool:
-    """Beat the heartbeat; returns True when a stop was requested."""
+    """Beat the heartbeat; returns True when the run should stop: a stop was requested, or it was ended.
+
+    A run is ended under its process's feet when another machine found its heartbeat stale
+    (the database was out of reach longer than the stale limit, say).
+    """
     session.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(heartbeat_at=utc_now()))
-    return bool(session.scalar(select(TrainingRun.stop_requested).where(TrainingRun.id == run_id)))
+    row = session.execute(select(TrainingRun.stop_requested, TrainingRun.status).where(TrainingRun.id == run_id)).first()
+    return row is None or bool(row.stop_requested) or row.status not in ACTIVE_RUN_STATUSES
 
 
 def record_batches(session: Session, run_id: int, rows: list[tuple[int, int, float]], epoch: int, batch: int) -> None:

@@ -132,7 +132,7 @@ def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_setting
     add_labelled(6)
     started = []
     monkeypatch.setattr(catseg.runs, "start_run",
-                        lambda model_config, train_config, start_from: started.append(
+                        lambda model_config, train_config, start_from, created_by=None: started.append(
                             (model_config, train_config, start_from)) or 1)
     app = open_train_page()
     assert not app.exception
