@@ -19,7 +19,7 @@ COMMAND_MODULES = (cli_dataset, cli_training, cli_inference, cli_check)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m catseg", description="Cat segmentation and colour splash.")
+    parser = argparse.ArgumentParser(prog="catseg", description="Cat segmentation and colour splash.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_commands(commands)

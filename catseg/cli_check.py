@@ -1,4 +1,4 @@
-"""`python -m catseg check [--repair] [--json]`: are the database and the data folder in step?"""
+"""`catseg check [--repair] [--json]`: are the database and the data folder in step?"""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def command_check(arguments: argparse.Namespace) -> int:
             print(f"Repaired: removed {report.removed} files, rebuilt {report.rebuilt} thumbnails; "
                   f"{report.problems_left} problems left.")
         else:
-            print(f"{report.problems_found} problems; `python -m catseg check --repair` removes the stray and "
+            print(f"{report.problems_found} problems; `catseg check --repair` removes the stray and "
                   "temporary files and rebuilds thumbnails (it never deletes a row).")
         if not report.kept:
             print(f"The disk holding {report.data_home} is full: this result was not kept for the Home page.")

@@ -27,7 +27,7 @@ class NoModelYet(ValueError):
     """No trained model version is registered, so there is no "best" one to use."""
 
     def __init__(self) -> None:
-        super().__init__("No trained model yet: train one on the Train page or with `python -m catseg train`")
+        super().__init__("No trained model yet: train one on the Train page or with `catseg train`")
 
 
 def is_model_directory(directory: Path) -> bool:
@@ -104,7 +104,7 @@ def resolve_model(spec: str | None) -> Path:
         if not is_model_directory(directory):
             raise ValueError(
                 f"The starter model is not installed (no {MODEL_FILENAME} and {CARD_FILENAME} in {directory}); "
-                "train a model (Train page or `python -m catseg train`) and use its version id, or 'best'"
+                "train a model (Train page or `catseg train`) and use its version id, or 'best'"
             )
         return directory
     if text.lower() == "pretrained":

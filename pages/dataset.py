@@ -82,7 +82,7 @@ with st.expander("Add photos", expanded=numbers.images == 0, icon="➕"):
         show_import_report(st.session_state["dataset_last_report"])
 
 if numbers.images == 0:
-    st.info("No photos yet: add some above, or import a folder with `python -m catseg import PATH`.")
+    st.info("No photos yet: add some above, or import a folder with `catseg import PATH`.")
     st.stop()
 
 filter_column, page_column, delete_column = st.columns([3, 2, 2], vertical_alignment="bottom")

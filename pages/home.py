@@ -34,16 +34,16 @@ repaired = st.session_state.pop("home_repair_result", None)
 if repaired is not None:
     done = f"Removed {repaired['removed']} files and rebuilt {repaired['rebuilt']} thumbnails"
     if repaired["problems_left"]:
-        st.info(f"{done}; {repaired['problems_left']} problem(s) need you: `python -m catseg check` lists them.")
+        st.info(f"{done}; {repaired['problems_left']} problem(s) need you: `catseg check` lists them.")
     else:
         st.success(f"{done}: the data folder is in step.")
 checked = last_check()
 if checked is not None and checked.get("problems_left"):
-    # Written by `python -m catseg check` (or the Repair button): files and rows out of step.
+    # Written by `catseg check` (or the Repair button): files and rows out of step.
     st.warning(f"The last data check ({checked['checked_at'][:16].replace('T', ' ')} UTC) found "
                f"{checked['problems_left']} problem(s): stray or temporary files, missing thumbnails, or photos "
                "whose files are missing. **Repair** removes stray files and rebuilds thumbnails; it never deletes "
-               "a photo (`python -m catseg check` lists them all).", icon="🩺")
+               "a photo (`catseg check` lists them all).", icon="🩺")
     st.button("Repair", key="home_repair", on_click=repair_data)
 
 photos_step, annotate_step, train_step, try_step = st.columns(4)

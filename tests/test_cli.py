@@ -4,6 +4,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import REPOSITORY_ROOT, drawn_cat, encode, run_cli
 
@@ -54,3 +57,24 @@ def test_help_lists_every_command_and_light_commands_never_load_tensorflow(tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     for command in ("import", "export", "stats", "train", "predict", "splash", "evaluate", "check"):
         assert f"    {command} " in result.stdout, command
+
+
+def test_the_installed_command_works_from_any_folder(tmp_path):
+    """`pip install -e .` (the README's start command) puts `catseg` beside the interpreter."""
+    command = Path(sys.executable).parent / "catseg"
+    if not command.exists():
+        pytest.skip("catseg is not installed in this environment (pip install -e .)")
+    photos = tmp_path / "Pictures" / "cats"
+    photos.mkdir(parents=True)
+    (photos / "ginger.png").write_bytes(encode(drawn_cat(seed=3)[0]))
+    environment = {**os.environ, "CATSEG_HOME": str(tmp_path / "home")}
+    environment.pop("DATABASE_URL", None)
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    imported = subprocess.run([str(command), "import", str(photos), "--json"], cwd=elsewhere, env=environment,
+                              capture_output=True, text=True, timeout=120)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    stats = subprocess.run([str(command), "stats", "--json"], cwd=elsewhere, env=environment,
+                           capture_output=True, text=True, timeout=120)
+    assert stats.returncode == 0, stats.stderr[-2000:]
+    assert json.loads(stats.stdout.strip().splitlines()[-1])["images"] == 1
