@@ -138,7 +138,9 @@ def warm_up_in_background(find_directory: Callable[[], Path]) -> bool:
         except Exception:  # noqa: BLE001 - the page that uses the model reports what went wrong
             pass
 
-    threading.Thread(target=warm_up, name="catseg-model-warm-up", daemon=True).start()
+    # Not a daemon: a process that ends while ONNX Runtime is loading or running aborts in C++, so
+    # an exit waits the few seconds the warm-up takes.
+    threading.Thread(target=warm_up, name="catseg-model-warm-up", daemon=False).start()
     return True
 
 

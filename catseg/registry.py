@@ -176,8 +176,9 @@ def model_summary(directory: Path | str) -> ModelSummary:
     validation_iou = (card.get("metrics") or {}).get("val_iou")
     model_config = card.get("model_config") or {}
     about = card.get("about") or {}
+    # The scores of the views the app predicts with (a card may also give the full set's).
     unseen_scores = tuple(UnseenScore(name=item["name"], photos=item["photos"], iou_mean=item["iou_mean"])
-                          for item in about.get("evaluation") or [])
+                          for item in about.get("evaluation") or [] if item.get("views", "quick") == "quick")
     total = sum(score.photos for score in unseen_scores)
     return ModelSummary(
         validation_iou=float(validation_iou) if validation_iou is not None else None,

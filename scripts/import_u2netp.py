@@ -176,11 +176,11 @@ fine-tune from the salient-object weights yourself.
 - Input: RGB in [0, 1], {card['model_config']['image_size']} px (any multiple of 32
   works); the ImageNet normalisation is inside the network.
 - Output: the fused map (sigmoid); the six side outputs are used for training only.
-- Test-time views: one, at {card['model_config']['image_size']} px, no mirror, in float32
-  arithmetic (bfloat16 would cost it 0.008-0.019 IoU on catseg's validation photos).
+- Test-time views: one, at {card['model_config']['image_size']} px, no mirror.
 - Converted by `scripts/import_u2netp.py`; checked against onnxruntime on
   {check['photos']} photos: largest difference of the fused map {check['max_difference']:.2e}
-  (the script refuses above {check['tolerance']:g}).
+  (the script refuses above {check['tolerance']:g}). Predictions run its Keras network exported
+  again to ONNX (`{card['inference']['files'][str(card['model_config']['image_size'])]['name']}`), checked the same way.
 - Licence: Apache-2.0, see NOTICE. Source: {check['wheel']} ({check['onnx_member']},
   sha256 {check['onnx_sha256']}).
 """

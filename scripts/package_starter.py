@@ -150,10 +150,12 @@ def model_card_markdown(card: dict) -> str:
     ]
     lines += [f"| {item['name']} | {item.get('views', 'full')} | {item['photos']} | {item['iou_mean']:.4f} | "
               f"{item['iou_pooled']:.4f} | {item['dice_mean']:.3f} |" for item in about["evaluation"]]
+    costs = quick_view_costs(about["evaluation"])
+    if costs:
+        lines += ["", "The quick views cost " + " and ".join(f"{cost:.3f} IoU on {name}" for name, cost in costs)
+                  + " against the full set."]
     lines += ["", "## How it was made", "", "```sh"] + about["commands"] + ["```", "", "## Known limits", ""]
     lines += [f"- {limit.format(size=model_config['image_size'])}" for limit in about["limits"]]
-    if about.get("notes"):
-        lines += ["", "## Shortfall and next steps", ""] + [f"- {note}" for note in about["notes"]]
     lines += ["", "## Training curve", "",
               "IoU is pooled over the pixels of each stage's model inputs (Keras `BinaryIoU`, at the input size "
               "in the table), so it differs from the per-photo scores above.", "",
@@ -164,6 +166,13 @@ def model_card_markdown(card: dict) -> str:
                      f"{row['loss']:.3f} | {row['iou']:.3f} | "
                      f"{row['val_loss']:.3f} | {row['val_iou']:.3f} | {row['learning_rate']:.2e} |")
     return "\n".join(lines) + "\n"
+
+
+def quick_view_costs(evaluation: list[dict]) -> list[tuple[str, float]]:
+    """(set, full IoU - quick IoU) for every set the card scores with both view sets."""
+    scores = {(item["name"], item.get("views", "full")): item["iou_mean"] for item in evaluation}
+    return [(name, scores[(name, "full")] - scores[(name, "quick")])
+            for name, views in scores if views == "quick" and (name, "full") in scores]
 
 
 def views_words(views) -> str:
@@ -197,8 +206,6 @@ def main() -> None:
                         help="a `catseg evaluate --json` result of the packaged model (run it on a first packaging)")
     parser.add_argument("--feral-photos", type=int, required=True, help="feral-cats/train photos imported")
     parser.add_argument("--seed-photos", type=int, required=True, help="seed-cats training-split photos imported")
-    parser.add_argument("--note", action="append", default=[],
-                        help="a measured finding for the card's 'Shortfall and next steps' section")
     parser.add_argument("--test-time-scales", type=lambda text: [float(part) for part in text.split(",")],
                         help="this model's test-time scales, e.g. 0.8,1,1.25 (picked with bench/view_sets.py "
                              f"on the run's hold-out); default {','.join(map(str, TEST_TIME_SCALES))}")
@@ -260,7 +267,6 @@ def main() -> None:
         "data": data,
         "evaluation": [parse_evaluation(text) for text in arguments.evaluation],
         "limits": LIMITS,
-        "notes": arguments.note,
         "commands": arguments.command,
         **({"started_from": arguments.started_from} if arguments.started_from else {}),
         "parameters": int(model.count_params()),

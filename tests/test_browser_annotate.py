@@ -63,6 +63,13 @@ def drag(page, box: dict, start: tuple[float, float], end: tuple[float, float]) 
     page.mouse.up()
 
 
+def canvas_settled(page) -> None:
+    """Wait until the browser has drawn two frames since Streamlit's run ended: the canvas applies
+    new arguments (its brush, its colour) in a React effect, which has run by then."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    page.locator("canvas.upper-canvas").first.wait_for(state="visible", timeout=30_000)
+
+
 def button(page, key: str):
     """The page's button with this key (Streamlit also keeps a hidden copy of buttons with help)."""
     return page.locator(f".st-key-{key} button:visible")
@@ -101,7 +108,7 @@ def test_brush_save_erase_save_undo(catseg_home, tmp_path):
         page.get_by_text("Paint over the cat.").wait_for(timeout=30_000)
         wait_for_app(page)
         box = canvas_box(page)
-        time.sleep(0.5)  # the canvas sets up its brush just after it appears
+        canvas_settled(page)  # the canvas sets up its brush just after it appears
         assert not canvas_scrolls_sideways(page), "the default canvas hides part of the photo"
         # Canvas px to photo px, from what the browser shows (the canvas keeps the photo's aspect).
         scale_x, scale_y = WIDTH / box["width"], HEIGHT / box["height"]
@@ -133,7 +140,7 @@ def test_brush_save_erase_save_undo(catseg_home, tmp_path):
         # The eraser's hint is drawn in the same run that hands the canvas its new colour.
         page.get_by_text("Paint over what is not cat.").wait_for(timeout=30_000)
         wait_for_app(page)
-        time.sleep(0.5)  # let the canvas apply its new brush before the mouse goes down
+        canvas_settled(page)  # the canvas applies its new brush before the mouse goes down
         box = canvas_box(page)
         middle_x = 0.5 * box["width"]
         drag(page, box, (middle_x, 0.1 * box["height"]), (middle_x, 0.5 * box["height"]))
