@@ -36,13 +36,26 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("catseg_home", DATABASE_BACKENDS, indirect=True)
 
 
+# Modules whose tests train networks or run the trainer's process: the bulk of the suite's time.
+TRAINING_MODULES = {"test_runs", "test_training", "test_team", "test_database_restart", "test_starter_model"}
+
+
+def is_slow(item) -> bool:
+    """A browser, real data, a PostgreSQL server or training: left out of the quick loop (-m "not slow")."""
+    if {"browser", "realdata"} & set(item.keywords) or item.module.__name__ in TRAINING_MODULES:
+        return True
+    parameters = getattr(item, "callspec", None)
+    uses_postgres = parameters is not None and "postgresql" in parameters.params.values()
+    return uses_postgres or "postgres_server" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(config, items):
-    """Real-data tests run where ../shared exists (CI) and are skipped in a user's clone."""
-    if SHARED_DATA.is_dir():
-        return
-    skip = pytest.mark.skip(reason="needs ../shared/data (real data sets)")
+    """Mark the slow tests; real-data tests run where ../shared exists (CI) and are skipped in a user's clone."""
+    skip = None if SHARED_DATA.is_dir() else pytest.mark.skip(reason="needs ../shared/data (real data sets)")
     for item in items:
-        if "realdata" in item.keywords:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
+        if skip is not None and "realdata" in item.keywords:
             item.add_marker(skip)
 
 
