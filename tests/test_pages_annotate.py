@@ -435,3 +435,67 @@ def test_two_tabs_on_one_photo_ask_before_one_overwrites_the_other(catseg_home):
     np.testing.assert_array_equal(stored(photo_id), mask)  # nothing was written
     with storage.begin() as session:
         assert dataset.mask_revision_count(session, photo_id) == 3  # imported, B's empty one, A's
+
+
+# --- at scale ------------------------------------------------------------------------------
+
+def test_a_stroke_reads_only_the_shown_photo_and_its_neighbours(catseg_home, monkeypatch):
+    """Each stroke reruns the page: no query may list the photos, and the saved mask is not decoded again."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    ids = add_photos(12, labelled=tuple(range(0, 12, 2)))
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page("pages/labelling.py")
+    app.query_params["photo"] = str(ids[6])  # labelled: its saved mask is under the strokes
+    app.run()
+    assert current_photo(app) == ids[6] and app.session_state["annotate_context"]["saved_mask"] is not None
+
+    rows_per_query = []
+    images_read = []
+
+    def count_rows(state):
+        result = state.invoke_statement().freeze()
+        rows_per_query.append(len(result.data))
+        return result()
+
+    real_read_image = dataset.read_image
+    monkeypatch.setattr(dataset, "read_image", lambda *arguments: images_read.append(arguments) or
+                        real_read_image(*arguments))
+    event.listen(Session, "do_orm_execute", count_rows)
+    try:
+        draw(app, stroke([(40, 50), (200, 50)], width=10))
+    finally:
+        event.remove(Session, "do_orm_execute", count_rows)
+    assert not app.exception, app.exception
+    assert "Unsaved changes" in app.warning[0].value
+    assert rows_per_query, "the stroke's rerun asks the database where the photo sits"
+    assert max(rows_per_query) == 1, f"a query returned {max(rows_per_query)} rows: it lists photos"
+    assert images_read == [], "the photo and its saved mask are decoded once, not on every stroke"
+    jump = app.selectbox(key="annotate_jump")
+    assert jump.disabled and jump.options == [f"#{ids[6]} · cat6.png · imported"]
+    assert jump.label == "Photo 7 of 12"
+
+    click(app, "annotate_discard")
+    assert len(app.selectbox(key="annotate_jump").options) == 12, "with nothing unsaved, every photo can be picked"
+
+
+def test_a_mask_saved_under_a_reused_revision_id_is_the_one_shown(catseg_home):
+    """SQLite gives the newest revision id again after an undo: the page must not show the undone mask from its cache."""
+    (photo_id,) = add_photos(1)
+    app = open_annotate()
+    draw(app, stroke([(40, 50), (200, 50)], width=10))
+    click(app, "annotate_save")
+    with storage.begin() as session:
+        first_revision = dataset.current_mask_revision(session, photo_id).id
+    click(app, "annotate_undo")
+    draw(app, stroke([(40, 150), (200, 150)], width=10))
+    click(app, "annotate_save")
+    with storage.begin() as session:
+        second_revision = dataset.current_mask_revision(session, photo_id).id
+    shown = app.session_state["annotate_context"]["saved_mask"]
+    assert np.array_equal(shown, stored(photo_id))
+    assert shown[150, 100] == 255 and shown[50, 100] == 0
+    if storage.database_url().startswith("sqlite"):
+        assert second_revision == first_revision, "the case this test is about"
