@@ -257,6 +257,19 @@ def mask_pixels(revision_id: int, saved_at: str) -> np.ndarray:
         return dataset.load_mask_revision(session, revision_id)
 
 
+@st.cache_data(max_entries=2, show_spinner=False)
+def every_jump_label(version: str) -> tuple[str, dict[int, str]]:
+    """(the photos version it was listed at, {photo id: label}) of every photo, for the jump list.
+
+    Cached by `dataset.photos_version`, so opening the page or moving on lists thousands of photos
+    only after photos or masks were added or removed.
+    """
+    with storage.begin() as session:
+        choices = dataset.photo_choices(session)
+        listed_at = dataset.photos_version(session)
+    return listed_at, {photo_id: jump_label(photo_id, name, source) for photo_id, name, source in choices}
+
+
 def available_model() -> str | None:
     """The folder of the model pre-fill would use, or None while there is none."""
     try:
@@ -393,8 +406,11 @@ with navigation_area:
         jump_labels = {photo_id: jump_label(photo_id, current.original_name, current.mask_source)}
     else:
         with storage.begin() as session:
-            jump_labels = {choice_id: jump_label(choice_id, name, source)
-                           for choice_id, name, source in dataset.photo_choices(session)}
+            version = dataset.photos_version(session)
+        listed_at, jump_labels = every_jump_label(version)
+        if listed_at != version:
+            # Someone changed the dataset while it was listed: never show that list for the older version.
+            every_jump_label.clear()
     st.session_state["annotate_jump"] = photo_id
     jump_column.selectbox(f"Photo {place.position + 1} of {place.count}", list(jump_labels), key="annotate_jump",
                           on_change=jump, disabled=dirty, format_func=jump_labels.get)

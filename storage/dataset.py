@@ -344,6 +344,18 @@ def photo_choices(session: Session) -> list[tuple[int, str, str | None]]:
     return [(photo_id, name, source) for photo_id, name, source in session.execute(statement)]
 
 
+def photos_version(session: Session) -> str:
+    """Changes whenever a photo or a mask revision is added or removed: a key for caching a list of photos.
+
+    The counts see removals; the newest id and time see additions, even where SQLite gives a removed
+    newest id again (its time is new) and where machines' clocks disagree (PostgreSQL never re-uses an id).
+    """
+    photos = session.execute(select(func.count(), func.max(Photo.id), func.max(Photo.created_at))).one()
+    masks = session.execute(
+        select(func.count(), func.max(MaskRevision.id), func.max(MaskRevision.created_at))).one()
+    return " ".join(str(value) for value in (*photos, *masks))
+
+
 def next_unlabelled_id(session: Session, after_id: int) -> int | None:
     """The first unlabelled photo after `after_id` (by id), wrapping round to the start; never `after_id` itself.
 

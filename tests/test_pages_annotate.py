@@ -499,3 +499,43 @@ def test_a_mask_saved_under_a_reused_revision_id_is_the_one_shown(catseg_home):
     assert shown[150, 100] == 255 and shown[50, 100] == 0
     if storage.database_url().startswith("sqlite"):
         assert second_revision == first_revision, "the case this test is about"
+
+
+def test_the_jump_list_follows_photos_and_masks_added_or_removed_elsewhere(catseg_home):
+    """The list of every photo is cached; saves, undos, new and deleted photos elsewhere show at the next rerun,
+    also where SQLite gives a removed newest id to the next row."""
+    first, second = add_photos(2)
+    app = open_annotate()
+
+    def labels() -> list[str]:
+        return app.selectbox(key="annotate_jump").options
+
+    def add(seed: int) -> int:
+        with storage.begin() as session:
+            return intake.add_photo(session, encode(drawn_cat(WIDTH, HEIGHT, seed=seed)[0]), f"cat{seed}.png").id
+
+    assert labels() == [f"#{first} · cat0.png · no mask", f"#{second} · cat1.png · no mask"]
+    _, mask = drawn_cat(WIDTH, HEIGHT, seed=1)
+    with storage.begin() as session:  # another labeller
+        intake.save_mask(session, second, mask, "painted")
+    app.run()
+    assert labels()[1] == f"#{second} · cat1.png · painted"
+    with storage.begin() as session:
+        dataset.undo_mask(session, second)
+    with storage.begin() as session:
+        intake.save_mask(session, first, mask, "grabcut")  # as many masks as before, maybe the same newest id
+    app.run()
+    assert labels() == [f"#{first} · cat0.png · grabcut", f"#{second} · cat1.png · no mask"]
+    third = add(2)
+    app.run()
+    assert labels()[-1] == f"#{third} · cat2.png · no mask" and len(labels()) == 3
+    with storage.begin() as session:
+        dataset.delete_photos(session, [third])
+    fourth = add(3)  # as many photos as before, maybe the same newest id
+    app.run()
+    assert labels()[-1] == f"#{fourth} · cat3.png · no mask" and len(labels()) == 3
+    with storage.begin() as session:
+        dataset.delete_photos(session, [second])
+    app.run()
+    assert [label.split(" ·")[0] for label in labels()] == [f"#{first}", f"#{fourth}"]
+    assert progress_text(app) == "1 of 2 labelled"
