@@ -539,3 +539,19 @@ def test_the_jump_list_follows_photos_and_masks_added_or_removed_elsewhere(catse
     app.run()
     assert [label.split(" ·")[0] for label in labels()] == [f"#{first}", f"#{fourth}"]
     assert progress_text(app) == "1 of 2 labelled"
+
+
+def test_a_jump_list_read_while_the_dataset_changed_is_not_kept(catseg_home, monkeypatch):
+    """Listed under one version but read at another: shown once, then listed again rather than served from the cache."""
+    add_photos(2)
+    app = open_annotate()
+    versions = iter(["before", "meanwhile", "before", "before"])  # page's key, the list's own look, then steady
+    listings = []
+    real_photo_choices = dataset.photo_choices
+    monkeypatch.setattr(dataset, "photos_version", lambda session: next(versions))
+    monkeypatch.setattr(dataset, "photo_choices", lambda session: listings.append(1) or real_photo_choices(session))
+    app.run()
+    assert not app.exception, app.exception
+    assert len(app.selectbox(key="annotate_jump").options) == 2 and len(listings) == 1
+    app.run()
+    assert len(listings) == 2, "the list read while the dataset changed was not cached under 'before'"
