@@ -93,7 +93,10 @@ def saved_mask_and_revision(photo_id: int) -> tuple[np.ndarray | None, int | Non
     """The photo's saved mask (None while it has none) and the id of that mask revision."""
     with storage.begin() as session:
         revision = dataset.current_mask_revision(session, photo_id)
-        return dataset.load_mask(session, photo_id), revision.id if revision is not None else None
+        if revision is None:
+            return None, None
+        revision_id, saved_at = revision.id, revision.created_at.isoformat()
+    return mask_pixels(revision_id, saved_at), revision_id
 
 
 def working_state(context: dict) -> tuple[np.ndarray, str | None, bool]:
@@ -111,14 +114,19 @@ def working_state(context: dict) -> tuple[np.ndarray, str | None, bool]:
     return edit.mask, source, bool(pending) or edit.painted
 
 
-def next_unlabelled_id(all_ids: list[int], unlabelled: set[int], current: int) -> int | None:
-    """The first unlabelled photo after the current one, wrapping round; None when there is none."""
-    start = all_ids.index(current) if current in all_ids else -1
-    for offset in range(1, len(all_ids) + 1):
-        candidate = all_ids[(start + offset) % len(all_ids)]
-        if candidate in unlabelled and candidate != current:
-            return candidate
-    return None
+def find_summary(session, photo_id: int | None) -> dataset.PhotoSummary | None:
+    """The photo's summary; None when there is no such photo (deleted, or a link to none)."""
+    found = dataset.list_photos_by_ids(session, [photo_id]) if photo_id is not None else []
+    return found[0] if found else None
+
+
+def linked_photo_id(text: str) -> int | None:
+    """The photo id a ?photo= link asks for; None when the text is not one (no id has 19 digits)."""
+    return int(text) if text.isdecimal() and len(text) < 19 else None
+
+
+def jump_label(photo_id: int, name: str, mask_source: str | None) -> str:
+    return f"#{photo_id} · {name[:40]} · {mask_source or 'no mask'}"
 
 
 # --- callbacks (run before the page is drawn, with the previous run's context) -----------
@@ -189,9 +197,7 @@ def save(context: dict, then_next: bool, overwrite: bool = False) -> None:
         say("success", f"Saved the mask of photo #{photo_id}.")
         return
     with storage.begin() as session:
-        all_ids = dataset.photo_ids(session, "all")
-        unlabelled = set(dataset.photo_ids(session, "unlabelled"))
-    following = next_unlabelled_id(all_ids, unlabelled, photo_id)
+        following = dataset.next_unlabelled_id(session, photo_id)
     if following is None:
         say("success", f"Saved photo #{photo_id}. Every photo is labelled now 🎉")
     else:
@@ -241,6 +247,29 @@ def photo_pixels(photo_id: int, added_at: str) -> np.ndarray:
         return dataset.load_photo(session, photo_id)
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def mask_pixels(revision_id: int, saved_at: str) -> np.ndarray:
+    """A saved mask, decoded once: every stroke reruns the page, and the saved mask under it stays the same.
+
+    saved_at tells a re-used revision id (SQLite gives the newest id again after an undo) from the old revision.
+    """
+    with storage.begin() as session:
+        return dataset.load_mask_revision(session, revision_id)
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def every_jump_label(version: str) -> tuple[str, dict[int, str]]:
+    """(the photos version it was listed at, {photo id: label}) of every photo, for the jump list.
+
+    Cached by `dataset.photos_version`, so opening the page or moving on lists thousands of photos
+    only after photos or masks were added or removed.
+    """
+    with storage.begin() as session:
+        choices = dataset.photo_choices(session)
+        listed_at = dataset.photos_version(session)
+    return listed_at, {photo_id: jump_label(photo_id, name, source) for photo_id, name, source in choices}
+
+
 def available_model() -> str | None:
     """The folder of the model pre-fill would use, or None while there is none."""
     try:
@@ -256,32 +285,31 @@ if MESSAGE in st.session_state:
     kind, text = st.session_state.pop(MESSAGE)
     {"error": st.error, "success": st.success, "info": st.info, "warning": st.warning}[kind](text)
 
+# Each stroke reruns this page, so it reads the shown photo and where it sits, never every photo
+# (only the jump list below does, and only while nothing is unsaved): a stroke takes no longer
+# with 5,000 photos than with 300.
+# A link such as /annotate?photo=12 picks the photo; the page writes the parameter back
+# itself, so only a value it did not write (a link from elsewhere) moves it.
+requested = st.query_params.get("photo")
+link_is_new = requested is not None and requested != st.session_state.get(QUERY_WRITTEN)
 with storage.begin() as session:
-    summaries = dataset.list_photos(session, "all", limit=1_000_000)
-if not summaries:
+    current = find_summary(session, linked_photo_id(requested)) if link_is_new else None
+    if current is None:
+        current = find_summary(session, st.session_state.get("annotate_photo_id"))
+    if current is None:
+        current = find_summary(session, dataset.first_photo_to_label(session))
+    place = dataset.photo_place(session, current.id) if current is not None else None
+if current is None:
     st.info("There are no photos to label yet. Add some on the Photos page first.")
     st.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
     st.stop()
+if link_is_new and current.id != linked_photo_id(requested):
+    st.warning(f"There is no photo #{requested}; showing another one.")
 
-by_id = {summary.id: summary for summary in summaries}
-all_ids = [summary.id for summary in summaries]
-unlabelled = {summary.id for summary in summaries if not summary.is_labelled}
-
-# A link such as /annotate?photo=12 picks the photo; the page writes the parameter back
-# itself, so only a value it did not write (a link from elsewhere) moves it.
-photo_id = st.session_state.get("annotate_photo_id")
-requested = st.query_params.get("photo")
-if requested is not None and requested != st.session_state.get(QUERY_WRITTEN):
-    if requested.isdigit() and int(requested) in by_id:
-        photo_id = int(requested)
-    else:
-        st.warning(f"There is no photo #{requested}; showing another one.")
-if photo_id not in by_id:
-    photo_id = min(unlabelled) if unlabelled else all_ids[0]
+photo_id = current.id
 st.session_state["annotate_photo_id"] = photo_id
 st.query_params["photo"] = str(photo_id)
 st.session_state[QUERY_WRITTEN] = str(photo_id)
-current = by_id[photo_id]
 
 navigation_area = st.container()
 tool = st.segmented_control("Tool", list(TOOLS), format_func=TOOLS.get, default="brush", required=True,
@@ -360,26 +388,32 @@ if conflict is not None and conflict["photo_id"] != photo_id:
     conflict = None
 
 with navigation_area:
-    position = all_ids.index(photo_id)
-    labelled_count = len(all_ids) - len(unlabelled)
-    st.progress(labelled_count / len(all_ids), text=f"{labelled_count} of {len(all_ids)} labelled")
+    st.progress(place.labelled / place.count, text=f"{place.labelled} of {place.count} labelled")
     previous_column, next_column, unlabelled_column, jump_column = st.columns([1, 1, 1.4, 3],
                                                                                 vertical_alignment="bottom")
-    following_unlabelled = next_unlabelled_id(all_ids, unlabelled, photo_id)
     previous_column.button("Previous", icon="⬅️", key="annotate_previous", width="stretch",
-                           disabled=dirty or position == 0,
-                           on_click=go_to, args=(all_ids[position - 1],) if position > 0 else (photo_id,))
+                           disabled=dirty or place.previous_id is None,
+                           on_click=go_to, args=(place.previous_id or photo_id,))
     next_column.button("Next", icon="➡️", key="annotate_next", width="stretch",
-                       disabled=dirty or position == len(all_ids) - 1,
-                       on_click=go_to, args=(all_ids[min(position + 1, len(all_ids) - 1)],))
+                       disabled=dirty or place.next_id is None,
+                       on_click=go_to, args=(place.next_id or photo_id,))
     unlabelled_column.button("Next unlabelled", icon="⏭️", key="annotate_next_unlabelled", width="stretch",
-                             disabled=dirty or following_unlabelled is None,
-                             on_click=go_to, args=(following_unlabelled,))
+                             disabled=dirty or place.next_unlabelled_id is None,
+                             on_click=go_to, args=(place.next_unlabelled_id,))
+    if dirty:
+        # Locked until the changes are saved or discarded, so it holds only this photo: a stroke
+        # never lists every photo.
+        jump_labels = {photo_id: jump_label(photo_id, current.original_name, current.mask_source)}
+    else:
+        with storage.begin() as session:
+            version = dataset.photos_version(session)
+        listed_at, jump_labels = every_jump_label(version)
+        if listed_at != version:
+            # Someone changed the dataset while it was listed: never show that list for the older version.
+            every_jump_label.clear()
     st.session_state["annotate_jump"] = photo_id
-    jump_column.selectbox(
-        f"Photo {position + 1} of {len(all_ids)}", all_ids, key="annotate_jump", on_change=jump, disabled=dirty,
-        format_func=lambda i: f"#{i} · {by_id[i].original_name[:40]} · "
-                              f"{'no mask' if i in unlabelled else by_id[i].mask_source}")
+    jump_column.selectbox(f"Photo {place.position + 1} of {place.count}", list(jump_labels), key="annotate_jump",
+                          on_change=jump, disabled=dirty, format_func=jump_labels.get)
     if conflict is not None:
         when = f" at {conflict['saved_at']}" if conflict["saved_at"] else ""
         st.warning(f"Someone else saved a newer mask of this photo{when}, after you started editing it. "

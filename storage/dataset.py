@@ -74,6 +74,18 @@ class PhotoSummary:
 
 
 @dataclass(frozen=True)
+class PhotoPlace:
+    """Where a photo sits among all the photos (oldest first), for stepping through them one at a time."""
+
+    position: int  # 0-based
+    count: int  # photos in the dataset
+    labelled: int  # photos with a mask
+    previous_id: int | None  # None for the first photo
+    next_id: int | None  # None for the last photo
+    next_unlabelled_id: int | None  # the first unlabelled one after it, wrapping round; None when no other is
+
+
+@dataclass(frozen=True)
 class DatasetCounts:
     images: int
     labelled: int
@@ -159,6 +171,13 @@ def load_mask(session: Session, photo_id: int) -> np.ndarray | None:
     revision = current_mask_revision(session, photo_id)
     if revision is None:
         return None
+    return read_image(mask_path(revision), "L")
+
+
+def load_mask_revision(session: Session, revision_id: int) -> np.ndarray:
+    """The mask of one revision at full resolution (uint8 0/255), current or not."""
+    revision = get_or_raise(session, MaskRevision, revision_id,
+                            f"There is no mask revision #{revision_id}; it may have been undone.")
     return read_image(mask_path(revision), "L")
 
 
@@ -267,12 +286,20 @@ def count_filtered(session: Session, which: str = "all") -> int:
     return session.scalar(_filtered(select(func.count()).select_from(Photo), which)) or 0
 
 
+def _current_revision_id():
+    """The id of the photo's newest mask revision, looked up per photo in the (photo_id, id) index.
+
+    Correlated rather than grouped over every revision, so one photo or one page of photos
+    costs the same however many photos the dataset holds.
+    """
+    return (select(func.max(MaskRevision.id)).where(MaskRevision.photo_id == Photo.id)
+            .correlate(Photo).scalar_subquery())
+
+
 def _summary_query():
-    current = _current_revision_subquery()
     return (
         select(Photo, MaskRevision.source, MaskRevision.created_at, MaskRevision.created_by)
-        .outerjoin(current, current.c.photo_id == Photo.id)
-        .outerjoin(MaskRevision, MaskRevision.id == current.c.revision_id)
+        .outerjoin(MaskRevision, MaskRevision.id == _current_revision_id())
         .order_by(Photo.id)
     )
 
@@ -302,6 +329,63 @@ def summary(session: Session, photo_id: int) -> PhotoSummary:
 
 def photo_ids(session: Session, which: str = "all") -> list[int]:
     return list(session.scalars(_filtered(select(Photo.id).order_by(Photo.id), which)))
+
+
+def photo_choices(session: Session) -> list[tuple[int, str, str | None]]:
+    """(id, original name, current mask source or None) of every photo, oldest first: only what a pick list shows.
+
+    Plain rows rather than `PhotoSummary`s, so that listing thousands of photos stays cheap.
+    """
+    statement = (
+        select(Photo.id, Photo.original_name, MaskRevision.source)
+        .outerjoin(MaskRevision, MaskRevision.id == _current_revision_id())
+        .order_by(Photo.id)
+    )
+    return [(photo_id, name, source) for photo_id, name, source in session.execute(statement)]
+
+
+def photos_version(session: Session) -> str:
+    """Changes whenever a photo or a mask revision is added or removed: a key for caching a list of photos.
+
+    The counts see removals; the newest id and time see additions, even where SQLite gives a removed
+    newest id again (its time is new) and where machines' clocks disagree (PostgreSQL never re-uses an id).
+    """
+    photos = session.execute(select(func.count(), func.max(Photo.id), func.max(Photo.created_at))).one()
+    masks = session.execute(
+        select(func.count(), func.max(MaskRevision.id), func.max(MaskRevision.created_at))).one()
+    return " ".join(str(value) for value in (*photos, *masks))
+
+
+def next_unlabelled_id(session: Session, after_id: int) -> int | None:
+    """The first unlabelled photo after `after_id` (by id), wrapping round to the start; never `after_id` itself.
+
+    None when no other photo is unlabelled. Each look is one indexed query, however big the dataset.
+    """
+    unlabelled = _filtered(select(Photo.id), "unlabelled")
+    # ORDER BY ... LIMIT 1 stops at the first match; MIN() would look at every photo after it.
+    following = session.scalar(unlabelled.where(Photo.id > after_id).order_by(Photo.id).limit(1))
+    if following is None:
+        following = session.scalar(unlabelled.where(Photo.id < after_id).order_by(Photo.id).limit(1))
+    return following
+
+
+def first_photo_to_label(session: Session) -> int | None:
+    """The first unlabelled photo, else the first photo; None when there are no photos."""
+    first_unlabelled = next_unlabelled_id(session, 0)  # ids start at 1
+    return first_unlabelled if first_unlabelled is not None else session.scalar(select(func.min(Photo.id)))
+
+
+def photo_place(session: Session, photo_id: int) -> PhotoPlace:
+    """Where `photo_id` sits among all the photos and which ones are around it, without listing them."""
+    dataset_counts = counts(session)
+    return PhotoPlace(
+        position=session.scalar(select(func.count()).select_from(Photo).where(Photo.id < photo_id)) or 0,
+        count=dataset_counts.images,
+        labelled=dataset_counts.labelled,
+        previous_id=session.scalar(select(Photo.id).where(Photo.id < photo_id).order_by(Photo.id.desc()).limit(1)),
+        next_id=session.scalar(select(Photo.id).where(Photo.id > photo_id).order_by(Photo.id).limit(1)),
+        next_unlabelled_id=next_unlabelled_id(session, photo_id),
+    )
 
 
 def labelled_content_hashes(session: Session) -> dict[int, str]:

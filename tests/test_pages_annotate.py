@@ -435,3 +435,123 @@ def test_two_tabs_on_one_photo_ask_before_one_overwrites_the_other(catseg_home):
     np.testing.assert_array_equal(stored(photo_id), mask)  # nothing was written
     with storage.begin() as session:
         assert dataset.mask_revision_count(session, photo_id) == 3  # imported, B's empty one, A's
+
+
+# --- at scale ------------------------------------------------------------------------------
+
+def test_a_stroke_reads_only_the_shown_photo_and_its_neighbours(catseg_home, monkeypatch):
+    """Each stroke reruns the page: no query may list the photos, and the saved mask is not decoded again."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    ids = add_photos(12, labelled=tuple(range(0, 12, 2)))
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    app.switch_page("pages/labelling.py")
+    app.query_params["photo"] = str(ids[6])  # labelled: its saved mask is under the strokes
+    app.run()
+    assert current_photo(app) == ids[6] and app.session_state["annotate_context"]["saved_mask"] is not None
+
+    rows_per_query = []
+    images_read = []
+
+    def count_rows(state):
+        result = state.invoke_statement().freeze()
+        rows_per_query.append(len(result.data))
+        return result()
+
+    real_read_image = dataset.read_image
+    monkeypatch.setattr(dataset, "read_image", lambda *arguments: images_read.append(arguments) or
+                        real_read_image(*arguments))
+    event.listen(Session, "do_orm_execute", count_rows)
+    try:
+        draw(app, stroke([(40, 50), (200, 50)], width=10))
+    finally:
+        event.remove(Session, "do_orm_execute", count_rows)
+    assert not app.exception, app.exception
+    assert "Unsaved changes" in app.warning[0].value
+    assert rows_per_query, "the stroke's rerun asks the database where the photo sits"
+    assert max(rows_per_query) == 1, f"a query returned {max(rows_per_query)} rows: it lists photos"
+    assert images_read == [], "the photo and its saved mask are decoded once, not on every stroke"
+    jump = app.selectbox(key="annotate_jump")
+    assert jump.disabled and jump.options == [f"#{ids[6]} · cat6.png · imported"]
+    assert jump.label == "Photo 7 of 12"
+
+    click(app, "annotate_discard")
+    assert len(app.selectbox(key="annotate_jump").options) == 12, "with nothing unsaved, every photo can be picked"
+
+
+def test_a_mask_saved_under_a_reused_revision_id_is_the_one_shown(catseg_home):
+    """SQLite gives the newest revision id again after an undo: the page must not show the undone mask from its cache."""
+    (photo_id,) = add_photos(1)
+    app = open_annotate()
+    draw(app, stroke([(40, 50), (200, 50)], width=10))
+    click(app, "annotate_save")
+    with storage.begin() as session:
+        first_revision = dataset.current_mask_revision(session, photo_id).id
+    click(app, "annotate_undo")
+    draw(app, stroke([(40, 150), (200, 150)], width=10))
+    click(app, "annotate_save")
+    with storage.begin() as session:
+        second_revision = dataset.current_mask_revision(session, photo_id).id
+    shown = app.session_state["annotate_context"]["saved_mask"]
+    assert np.array_equal(shown, stored(photo_id))
+    assert shown[150, 100] == 255 and shown[50, 100] == 0
+    if storage.database_url().startswith("sqlite"):
+        assert second_revision == first_revision, "the case this test is about"
+
+
+def test_the_jump_list_follows_photos_and_masks_added_or_removed_elsewhere(catseg_home):
+    """The list of every photo is cached; saves, undos, new and deleted photos elsewhere show at the next rerun,
+    also where SQLite gives a removed newest id to the next row."""
+    first, second = add_photos(2)
+    app = open_annotate()
+
+    def labels() -> list[str]:
+        return app.selectbox(key="annotate_jump").options
+
+    def add(seed: int) -> int:
+        with storage.begin() as session:
+            return intake.add_photo(session, encode(drawn_cat(WIDTH, HEIGHT, seed=seed)[0]), f"cat{seed}.png").id
+
+    assert labels() == [f"#{first} · cat0.png · no mask", f"#{second} · cat1.png · no mask"]
+    _, mask = drawn_cat(WIDTH, HEIGHT, seed=1)
+    with storage.begin() as session:  # another labeller
+        intake.save_mask(session, second, mask, "painted")
+    app.run()
+    assert labels()[1] == f"#{second} · cat1.png · painted"
+    with storage.begin() as session:
+        dataset.undo_mask(session, second)
+    with storage.begin() as session:
+        intake.save_mask(session, first, mask, "grabcut")  # as many masks as before, maybe the same newest id
+    app.run()
+    assert labels() == [f"#{first} · cat0.png · grabcut", f"#{second} · cat1.png · no mask"]
+    third = add(2)
+    app.run()
+    assert labels()[-1] == f"#{third} · cat2.png · no mask" and len(labels()) == 3
+    with storage.begin() as session:
+        dataset.delete_photos(session, [third])
+    fourth = add(3)  # as many photos as before, maybe the same newest id
+    app.run()
+    assert labels()[-1] == f"#{fourth} · cat3.png · no mask" and len(labels()) == 3
+    with storage.begin() as session:
+        dataset.delete_photos(session, [second])
+    app.run()
+    assert [label.split(" ·")[0] for label in labels()] == [f"#{first}", f"#{fourth}"]
+    assert progress_text(app) == "1 of 2 labelled"
+
+
+def test_a_jump_list_read_while_the_dataset_changed_is_not_kept(catseg_home, monkeypatch):
+    """Listed under one version but read at another: shown once, then listed again rather than served from the cache."""
+    add_photos(2)
+    app = open_annotate()
+    versions = iter(["before", "meanwhile", "before", "before"])  # page's key, the list's own look, then steady
+    listings = []
+    real_photo_choices = dataset.photo_choices
+    monkeypatch.setattr(dataset, "photos_version", lambda session: next(versions))
+    monkeypatch.setattr(dataset, "photo_choices", lambda session: listings.append(1) or real_photo_choices(session))
+    app.run()
+    assert not app.exception, app.exception
+    assert len(app.selectbox(key="annotate_jump").options) == 2 and len(listings) == 1
+    app.run()
+    assert len(listings) == 2, "the list read while the dataset changed was not cached under 'before'"

@@ -132,6 +132,53 @@ def test_filters_and_paging(catseg_home):
             dataset.list_photos(session, "cats")
 
 
+def test_a_photo_place_names_its_neighbours_without_listing_every_photo(catseg_home):
+    with storage.begin() as session:
+        assert dataset.first_photo_to_label(session) is None  # no photos at all
+        ids = []
+        for index in range(6):
+            photo, mask = drawn_cat(seed=index)
+            ids.append(intake.add_photo(session, encode(photo), f"{index}.png",
+                                        mask=mask if index in (0, 2, 3) else None).id)
+    with storage.begin() as session:
+        assert dataset.first_photo_to_label(session) == ids[1]
+        first = dataset.photo_place(session, ids[0])
+        assert (first.position, first.count, first.labelled) == (0, 6, 3)
+        assert (first.previous_id, first.next_id, first.next_unlabelled_id) == (None, ids[1], ids[1])
+        middle = dataset.photo_place(session, ids[2])
+        assert (middle.position, middle.previous_id, middle.next_id, middle.next_unlabelled_id) == (
+            2, ids[1], ids[3], ids[4])
+        last = dataset.photo_place(session, ids[5])
+        assert (last.position, last.next_id, last.next_unlabelled_id) == (5, None, ids[1])  # wraps round
+        assert dataset.next_unlabelled_id(session, ids[4]) == ids[5]
+        assert [choice[0] for choice in dataset.photo_choices(session)] == ids
+        assert dataset.photo_choices(session)[3] == (ids[3], "3.png", "imported")
+        assert dataset.photo_choices(session)[4] == (ids[4], "4.png", None)
+        for photo_id in (ids[1], ids[4], ids[5]):
+            intake.save_mask(session, photo_id, drawn_cat(seed=photo_id)[1], "painted")
+    with storage.begin() as session:
+        assert dataset.photo_place(session, ids[2]).next_unlabelled_id is None, "every other photo is labelled"
+        assert dataset.first_photo_to_label(session) == ids[0], "all labelled: the first photo"
+        assert dataset.photo_choices(session)[5] == (ids[5], "5.png", "painted")
+
+
+def test_an_older_mask_revision_can_be_read_by_its_id(catseg_home):
+    photo, mask = drawn_cat()
+    with storage.begin() as session:
+        photo_id = intake.add_photo(session, encode(photo), "cat.png", mask=mask).id
+        first = dataset.current_mask_revision(session, photo_id).id
+        newer = intake.save_mask(session, photo_id, 255 - mask, "painted").id
+    with storage.begin() as session:
+        assert np.array_equal(dataset.load_mask_revision(session, first), mask)
+        assert np.array_equal(dataset.load_mask_revision(session, newer), 255 - mask)
+        assert dataset.summary(session, photo_id).mask_source == "painted"
+        dataset.undo_mask(session, photo_id)
+    with storage.begin() as session:
+        assert dataset.summary(session, photo_id).mask_source == "imported"
+        with pytest.raises(ValueError, match="may have been undone"):
+            dataset.load_mask_revision(session, newer)
+
+
 def newest_schema_version() -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
