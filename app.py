@@ -3,8 +3,8 @@
 import streamlit as st
 
 import storage
-from catseg.prediction import warm_up_in_background
-from catseg.registry import resolve_model
+from catseg.predict.predictor import warm_up_in_background
+from catseg.model.registry import resolve_model
 from team_access import may_use_the_app, require_sign_in, show_signed_in_user, sign_in_configured, \
     warn_when_open_to_the_network
 
@@ -13,7 +13,7 @@ warn_when_open_to_the_network()
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/dataset.py", title="Photos", icon="🖼️", url_path="photos"),
+    st.Page("pages/photo_gallery.py", title="Photos", icon="🖼️", url_path="photos"),
     st.Page("pages/labelling.py", title="Annotate", icon="🖌️", url_path="annotate"),
     st.Page("pages/training.py", title="Train", icon="🏋️", url_path="train"),
     st.Page("pages/try_photos.py", title="Try", icon="✨", url_path="try"),

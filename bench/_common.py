@@ -27,7 +27,7 @@ SEED_CATS = SHARED_DATA / "seed-cats"
 FERAL_CATS_VALID = SHARED_DATA / "feral-cats" / "valid"
 
 # The seed-cats split every bench and the starter's model card use: photos sorted by file
-# name, a quarter held out with seed 42 (catseg.splits.split_indices).
+# name, a quarter held out with seed 42 (catseg.train.splits.split_indices).
 SEED_VALIDATION_FRACTION = 0.25
 SEED_SPLIT_SEED = 42
 
@@ -100,7 +100,7 @@ def seed_pairs(data: Path) -> list[tuple[Path, Path]]:
 def seed_split_pairs(data: Path, validation_fraction: float = SEED_VALIDATION_FRACTION,
                      seed: int = SEED_SPLIT_SEED) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     """(training pairs, validation pairs) of the seed-cats split."""
-    from catseg.splits import split_indices
+    from catseg.train.splits import split_indices
 
     pairs = seed_pairs(data)
     if not pairs:

@@ -49,7 +49,7 @@ def round_mask(index: int) -> np.ndarray:
 def fill(count: int) -> None:
     """Add `count` photos to the current data folder through catseg's intake; the odd ones get a mask."""
     import storage
-    from catseg.intake import add_photo
+    from catseg.data.intake import add_photo
 
     # The bench times the page, not the disk: without a flush to disk per file, 5,000 photos go in
     # in a fraction of the time (the scratch folder is thrown away anyway).
@@ -71,7 +71,7 @@ def last_labelled_photo() -> int:
 
 def stroke_object() -> dict:
     """A freedraw path across the photo as the canvas sends it (tests/canvas_json.py builds the same shape)."""
-    from catseg.canvas_edits import ADD_COLOUR
+    from catseg.annotate.canvas_edits import ADD_COLOUR
 
     y = 80
     points = [(60, y), (120, y + 4), (200, y), (260, y + 6)]

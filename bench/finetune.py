@@ -63,7 +63,7 @@ class FineTune:
 
 def page_fine_tune_config(settings: list[str]):
     """The Train page's TrainConfig when starting from a model, changed by `--set FIELD=JSON` texts."""
-    from catseg.config import FINE_TUNE_TRAINING
+    from catseg.model.config import FINE_TUNE_TRAINING
 
     (train_config,) = apply_settings(settings, FINE_TUNE_TRAINING)
     return train_config
@@ -106,9 +106,9 @@ def write_sets(arguments: argparse.Namespace, out: Path) -> tuple[dict[str, Path
 def fine_tune(folder: Path, train_config, model: str) -> FineTune:
     """Import `folder` into the current CATSEG_HOME and fine-tune `model` on it as the page's worker does."""
     import storage
-    from catseg.config import ModelConfig
-    from catseg.dataset_io import import_path
-    from catseg.runs import execute_run, plan_run
+    from catseg.model.config import ModelConfig
+    from catseg.data.importing import import_path
+    from catseg.train.run_control import execute_run, plan_run
     from storage import runs
 
     started = time.monotonic()
@@ -127,10 +127,10 @@ def fine_tune(folder: Path, train_config, model: str) -> FineTune:
 def fine_tune_on_scored_photos(folder: Path, train_config, model: str, out: Path) -> FineTune:
     """Import `folder`, fine-tune `model` on all of its photos and pick the epoch on them too (the ceiling)."""
     import storage
-    from catseg.dataset_io import import_path
-    from catseg.models import read_card, save_model_version
-    from catseg.registry import resolve_model
-    from catseg.training import train
+    from catseg.data.importing import import_path
+    from catseg.model.versions import read_card, save_model_version
+    from catseg.model.registry import resolve_model
+    from catseg.train.fitting import train
     from storage import dataset
 
     started = time.monotonic()
@@ -190,9 +190,9 @@ def main() -> None:
         except (ValueError, OSError) as error:  # a wrong --seed-data, --feral-data or --feral-photos
             parser.error(str(error))
 
-        from catseg.evaluation import evaluate_folder
-        from catseg.prediction import Predictor
-        from catseg.registry import resolve_model
+        from catseg.predict.evaluation import evaluate_folder
+        from catseg.predict.predictor import Predictor
+        from catseg.model.registry import resolve_model
 
         try:
             start_from = resolve_model(arguments.model)

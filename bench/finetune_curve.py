@@ -36,11 +36,12 @@ from finetune import add_fine_tune_arguments, parse_fine_tune_arguments, rounded
 
 def scorer(start_from: Path, scored: Path):
     """score(weights) -> mean IoUs on `scored` of the starting network holding `weights` (see below)."""
-    from catseg.dataset_io import iter_folder_pairs
-    from catseg.inference import predict_probability_at_scales
-    from catseg.masks import iou
-    from catseg.models import at_input_size, build_model, load_model_version
-    from catseg.prediction import TEST_TIME_SCALES, scaled_input_sizes
+    from catseg.data.importing import iter_folder_pairs
+    from catseg.predict.letterbox import predict_probability_at_scales
+    from catseg.data.masks import iou
+    from catseg.model.networks import at_input_size, build_model
+    from catseg.model.versions import load_model_version
+    from catseg.predict.predictor import TEST_TIME_SCALES, scaled_input_sizes
 
     _, model_config, card = load_model_version(start_from)
     network = build_model(model_config)  # float32, whatever policy the run trains under
@@ -79,11 +80,11 @@ def main() -> None:
         import keras
 
         import storage
-        from catseg.dataset_io import import_path
-        from catseg.models import load_model_version, read_learnt_photos
-        from catseg.registry import resolve_model
-        from catseg.runs import split_photos
-        from catseg.training import train
+        from catseg.data.importing import import_path
+        from catseg.model.versions import load_model_version, read_learnt_photos
+        from catseg.model.registry import resolve_model
+        from catseg.train.run_control import split_photos
+        from catseg.train.fitting import train
         from storage import dataset
 
         start_from = resolve_model("starter")

@@ -31,7 +31,7 @@ def fill_dataset(folder) -> int:
     import cv2
     import numpy as np
 
-    from catseg.dataset_io import import_path
+    from catseg.data.importing import import_path
 
     sources = [path for path in (SEED_CATS, FERAL_CATS_VALID) if path.is_dir()]
     if not sources:

@@ -47,9 +47,9 @@ def main() -> None:
     if not arguments.data.is_dir():
         parser.error(f"{arguments.data}: no such folder; pass --data.")
 
-    from catseg.dataset_io import iter_folder_pairs
-    from catseg.grabcut import grabcut_from_box
-    from catseg.masks import iou
+    from catseg.data.importing import iter_folder_pairs
+    from catseg.annotate.grabcut import grabcut_from_box
+    from catseg.data.masks import iou
 
     scores: dict[str, float] = {}
     seconds = 0.0

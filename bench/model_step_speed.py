@@ -25,9 +25,9 @@ def photos_per_second(architecture: str, size: int, batch: int, steps: int, prec
     import keras
     import tensorflow as tf
 
-    from catseg.config import ModelConfig
-    from catseg.models import build_model, compile_model
-    from catseg.u2netp import with_side_outputs
+    from catseg.model.config import ModelConfig
+    from catseg.model.networks import build_model, compile_model
+    from catseg.model.u2netp import with_side_outputs
 
     keras.mixed_precision.set_global_policy(precision)
     try:

@@ -22,13 +22,13 @@ import numpy as np
 
 from _common import REPOSITORY_ROOT, scratch_home
 
-PAGES = {"home": "pages/home.py", "photos": "pages/dataset.py", "annotate": "pages/labelling.py",
+PAGES = {"home": "pages/home.py", "photos": "pages/photo_gallery.py", "annotate": "pages/labelling.py",
          "train": "pages/training.py", "try": "pages/try_photos.py"}
 
 
 def fill(count: int, folder: Path) -> None:
     """Import `count` 640x480 photos (random noise) through catseg's intake, every other one with a round mask."""
-    from catseg.dataset_io import import_path
+    from catseg.data.importing import import_path
 
     generator = np.random.default_rng(0)
     for sub_folder in ("labelled/input", "labelled/mask", "plain"):

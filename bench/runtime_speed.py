@@ -27,21 +27,22 @@ BATCHES = (1, 2, 4)
 
 def load(runtime: str, directory, sizes):
     """{size: callable(batch) -> probabilities} for one runtime; imports happen here, inside the timing."""
-    from catseg.models import read_card
-    from catseg.runtime import runtime_threads
+    from catseg.model.versions import read_card
+    from catseg.predict.runtime import runtime_threads
 
     card = read_card(directory)
     files = card["inference"]["files"]
     if runtime == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from catseg.models import at_input_size, in_precision, load_model_version
+        from catseg.model.networks import at_input_size, in_precision
+        from catseg.model.versions import load_model_version
 
         model, _, _ = load_model_version(directory)
         model = in_precision(model, "float32")
         return {size: (model if size == model.input_shape[1] else at_input_size(model, size)).predict_on_batch
                 for size in sizes}
     if runtime == "onnxruntime":
-        from catseg.runtime import RuntimeNetwork
+        from catseg.predict.runtime import RuntimeNetwork
 
         return {size: RuntimeNetwork(directory / files[str(size)]["name"], size).predict_on_batch for size in sizes}
     import openvino
@@ -84,8 +85,8 @@ def main() -> None:
     parser.add_argument("--only", choices=RUNTIMES, help=argparse.SUPPRESS)  # one runtime, in a child process
     arguments = parser.parse_args()
 
-    from catseg.registry import resolve_model
-    from catseg.runtime import runtime_threads
+    from catseg.model.registry import resolve_model
+    from catseg.predict.runtime import runtime_threads
 
     directory = resolve_model(arguments.model)
     sizes = [int(size) for size in arguments.sizes.split(",")]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import SEED_CATS
-from catseg.views import VIEW_SETS
+from catseg.predict.views import VIEW_SETS
 
 SEED_PHOTOS = SEED_CATS / "input"
 WIDTH, HEIGHT = 4000, 3000
@@ -54,8 +54,9 @@ def make_photo(path: Path) -> str:
 
 def default_model(folder: Path) -> tuple[Path, str]:
     """A saved default-architecture model with random weights."""
-    from catseg.config import ModelConfig, TrainConfig
-    from catseg.models import build_model, save_model_version
+    from catseg.model.config import ModelConfig, TrainConfig
+    from catseg.model.networks import build_model
+    from catseg.model.versions import save_model_version
 
     config = ModelConfig()
     directory = save_model_version(build_model(config), config, TrainConfig(), {}, folder / "random-model")
@@ -74,9 +75,9 @@ def main() -> None:
     parser.add_argument("--views", choices=VIEW_SETS, default="quick", help="the card's view set (default: quick)")
     arguments = parser.parse_args()
 
-    from catseg.compositing import SplashSettings
-    from catseg.prediction import Predictor, splash_file
-    from catseg.registry import resolve_model
+    from catseg.predict.compositing import SplashSettings
+    from catseg.predict.predictor import Predictor, splash_file
+    from catseg.model.registry import resolve_model
 
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)

@@ -32,7 +32,7 @@ def main() -> None:
     arguments = parser.parse_args()
     started = time.monotonic()
 
-    from catseg.config import ModelConfig, TrainConfig
+    from catseg.model.config import ModelConfig, TrainConfig
 
     try:
         model_config, train_config = apply_settings(arguments.set, ModelConfig(), TrainConfig(max_seconds=600.0))
@@ -46,7 +46,7 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 2)
     tf.config.threading.set_inter_op_parallelism_threads(2)
 
-    from catseg.training import train
+    from catseg.train.fitting import train
 
     def report_epoch(epoch: int, logs: dict, preview: object) -> None:
         print(json.dumps({"epoch": epoch, **{key: round(value, 4) for key, value in logs.items()}}), file=sys.stderr)

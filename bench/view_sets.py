@@ -3,7 +3,7 @@
 Every set is a choice of input sizes (scales x the model's size) and of the mirror image. Each
 photo runs once per distinct view through ONNX Runtime, as the app does (``Predictor``); the maps
 are kept, so every set is scored from the same network outputs through the app's own averaging
-(``catseg.inference.predict_probability_at_scales``). One 12-megapixel splash must fit its budget:
+(``catseg.predict.letterbox.predict_probability_at_scales``). One 12-megapixel splash must fit its budget:
 time a set with bench/splash_speed.py. Prints one JSON object.
 
     .venv/bin/python bench/view_sets.py --model starter \
@@ -60,20 +60,20 @@ def main() -> None:
                         help="a tutorial-layout or YOLO folder to score on (may be repeated)")
     arguments = parser.parse_args()
 
-    from catseg.dataset_io import iter_folder_pairs
-    from catseg.inference import predict_probability_at_scales
-    from catseg.masks import iou
-    from catseg.models import read_card
-    from catseg.registry import resolve_model
-    from catseg.runtime import open_networks
-    from catseg.views import scaled_input_sizes
+    from catseg.data.importing import iter_folder_pairs
+    from catseg.predict.letterbox import predict_probability_at_scales
+    from catseg.data.masks import iou
+    from catseg.model.versions import read_card
+    from catseg.model.registry import resolve_model
+    from catseg.predict.runtime import open_networks
+    from catseg.predict.views import scaled_input_sizes
 
     directory = resolve_model(arguments.model)
     card = read_card(directory)
     size = int(card["model_config"]["image_size"])
     set_sizes = [scaled_input_sizes(size, scales) for scales, _ in VIEW_SETS]
     all_sizes = sorted({one for sizes in set_sizes for one in sizes})
-    from catseg.export import export_version
+    from catseg.predict.onnx_export import export_version
 
     try:
         networks = {network.size: RememberingNetwork(network) for network in open_networks(directory, card, all_sizes)}

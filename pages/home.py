@@ -3,8 +3,8 @@
 import streamlit as st
 
 import storage
-from catseg.check import check_data, last_check
-from catseg.registry import starter_model_available
+from catseg.data.consistency import check_data, last_check
+from catseg.model.registry import starter_model_available
 from storage import dataset, runs
 from team_access import require_sign_in
 from wording import version_label
@@ -51,7 +51,7 @@ with photos_step.container(border=True):
     st.subheader("1 · Photos")
     st.metric("Photos", numbers.images)
     st.caption("Upload photos or import a labelled folder.")
-    st.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
+    st.page_link("pages/photo_gallery.py", label="Open Photos", icon="🖼️")
 with annotate_step.container(border=True):
     st.subheader("2 · Annotate")
     st.metric("Labelled", f"{numbers.labelled} of {numbers.images}")

@@ -9,11 +9,13 @@ import streamlit as st
 from PIL import Image
 
 import storage
-from catseg import canvas_edits, grabcut, intake
-from catseg.canvas import CanvasView
-from catseg.compositing import overlay_mask
-from catseg.prediction import shared_predictor
-from catseg.registry import resolve_model, starter_model_directory
+from catseg.annotate import canvas_edits
+from catseg.annotate import grabcut
+from catseg.data import intake
+from catseg.annotate.canvas_view import CanvasView
+from catseg.predict.compositing import overlay_mask
+from catseg.predict.predictor import shared_predictor
+from catseg.model.registry import resolve_model, starter_model_directory
 from storage import dataset
 from team_access import current_author, require_sign_in
 
@@ -301,7 +303,7 @@ with storage.begin() as session:
     place = dataset.photo_place(session, current.id) if current is not None else None
 if current is None:
     st.info("There are no photos to label yet. Add some on the Photos page first.")
-    st.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
+    st.page_link("pages/photo_gallery.py", label="Open Photos", icon="🖼️")
     st.stop()
 if link_is_new and current.id != linked_photo_id(requested):
     st.warning(f"There is no photo #{requested}; showing another one.")

@@ -4,10 +4,10 @@ import pandas as pd
 import streamlit as st
 
 import storage
-from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
-from catseg.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
+from catseg.model.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
+from catseg.model.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
-from catseg.runs import (MINIMUM_LABELLED, PlannedSplit, RunProgress, learnt_by, planned_split, reap_dead_runs,
+from catseg.train.run_control import (MINIMUM_LABELLED, PlannedSplit, RunProgress, learnt_by, planned_split, reap_dead_runs,
                          run_folder, run_minutes, run_progress, runs_here, start_run, stop_run)
 from storage import dataset, runs
 from team_access import current_author, require_sign_in

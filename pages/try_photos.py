@@ -5,9 +5,9 @@ import hashlib
 import streamlit as st
 
 import storage
-from catseg.compositing import EFFECTS, SplashSettings, overlay_mask
-from catseg.images import SUPPORTED_SUFFIXES, PhotoRejected, decode_photo
-from catseg.prediction import (
+from catseg.predict.compositing import EFFECTS, SplashSettings, overlay_mask
+from catseg.data.decoding import SUPPORTED_SUFFIXES, PhotoRejected, decode_photo
+from catseg.predict.predictor import (
     Predictor,
     encode_result,
     shared_predictor,
@@ -17,7 +17,7 @@ from catseg.prediction import (
     splash,
     zip_results,
 )
-from catseg.registry import ModelSummary, model_summary, resolve_model, starter_model_available
+from catseg.model.registry import ModelSummary, model_summary, resolve_model, starter_model_available
 from storage import dataset, runs
 from team_access import require_sign_in
 from wording import version_label
@@ -93,7 +93,7 @@ if not model_labels:
         "train a model on the Train page, and then colour-splash your photos here."
     )
     photos_link, annotate_link, train_link = st.columns(3)
-    photos_link.page_link("pages/dataset.py", label="Open Photos", icon="🖼️")
+    photos_link.page_link("pages/photo_gallery.py", label="Open Photos", icon="🖼️")
     annotate_link.page_link("pages/labelling.py", label="Open Annotate", icon="🖌️")
     train_link.page_link("pages/training.py", label="Open Train", icon="🏋️")
     st.stop()

@@ -45,8 +45,8 @@ started = time.time()
 def say(text): print(f"  {time.time() - started:6.1f} s  {text}", flush=True)
 import numpy as np, keras
 say(f"keras {keras.__version__} on {keras.backend.backend()}")
-from catseg.config import ModelConfig
-from catseg.models import build_model, compile_model
+from catseg.model.config import ModelConfig
+from catseg.model.networks import build_model, compile_model
 size, batch = int(sys.argv[1]), int(sys.argv[2])
 model = compile_model(build_model(ModelConfig(architecture="unet", image_size=size)), 3e-4)
 say("model built")
@@ -94,7 +94,7 @@ for RUN in $RUNS; do
   # Without the optimizer state the model file is a third of the size.
   CATSEG_HOME=$H $PY -c "
 import shutil, sys
-from catseg.models import load_model_version
+from catseg.model.versions import load_model_version
 model, _config, _card = load_model_version(sys.argv[1])
 model.save(sys.argv[2] + '/model.keras', include_optimizer=False)
 shutil.copy(sys.argv[1] + '/card.json', sys.argv[2] + '/card.json')

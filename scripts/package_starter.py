@@ -26,8 +26,8 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from catseg.views import TEST_TIME_SCALES, card_views, scaled_input_sizes  # noqa: E402
-from catseg.registry import SHIPPED_STARTER_DIRECTORY  # noqa: E402
+from catseg.predict.views import TEST_TIME_SCALES, card_views, scaled_input_sizes  # noqa: E402
+from catseg.model.registry import SHIPPED_STARTER_DIRECTORY  # noqa: E402
 
 MAXIMUM_MEGABYTES = 15
 DEFAULT_HARDWARE = "a 2-core CPU"
@@ -231,9 +231,9 @@ def main() -> None:
         previous_about = json.loads(arguments.previous_card.read_text(encoding="utf-8"))["about"]
 
     import storage
-    from catseg.export import export_networks
-    from catseg.models import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, MODEL_FILENAME, load_model_version
-    from catseg.views import exported_sizes
+    from catseg.predict.onnx_export import export_networks
+    from catseg.model.versions import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, MODEL_FILENAME, load_model_version
+    from catseg.predict.views import exported_sizes
     from storage import runs
 
     shipped_run = arguments.run_id[-1]

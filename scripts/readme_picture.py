@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from catseg.compositing import SplashSettings
-from catseg.prediction import Predictor, encode_picture, read_photo, splash_file
-from catseg.registry import resolve_model
+from catseg.predict.compositing import SplashSettings
+from catseg.predict.predictor import Predictor, encode_picture, read_photo, splash_file
+from catseg.model.registry import resolve_model
 from storage.files import atomic_write
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent

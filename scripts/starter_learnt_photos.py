@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPOSITORY_ROOT / "bench"))
 
 from _common import SEED_CATS, SHARED_DATA, seed_split_pairs  # noqa: E402
 
-from catseg.models import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, learnt_photos_text  # noqa: E402
+from catseg.model.versions import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, learnt_photos_text  # noqa: E402
 from catseg.registry import SHIPPED_STARTER_DIRECTORY  # noqa: E402
 
 FERAL_CATS_TRAIN = SHARED_DATA / "feral-cats" / "train"

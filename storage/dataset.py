@@ -3,7 +3,7 @@
 Every function takes the caller's `Session`; the caller owns the transaction
 (`with storage.begin() as session: ...`). Files are written atomically and follow
 their rows (see `storage.files`). What the files hold is the caller's choice: storage
-keeps the bytes it is given (`PhotoFiles`, `MaskFiles`; `catseg.intake` makes them)
+keeps the bytes it is given (`PhotoFiles`, `MaskFiles`; `catseg.data.intake` makes them)
 and reads them back as pixels.
 """
 

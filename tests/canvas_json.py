@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from catseg.canvas_edits import ADD_COLOUR, ADD_FILL_COLOUR, BOX_COLOUR
+from catseg.annotate.canvas_edits import ADD_COLOUR, ADD_FILL_COLOUR, BOX_COLOUR
 
 # Verbatim Fabric 7.4 toObject() of a freedraw stroke (PencilBrush, width 12)
 # through the canvas points FREEDRAW_POINTS.

@@ -191,7 +191,7 @@ def write_tutorial_folder(folder: Path, count: int, first_seed: int = 10) -> Pat
 def add_labelled(count=6, first=0):
     """Store `count` drawn cats (numbered from `first`) with their masks in the current CATSEG_HOME."""
     import storage
-    from catseg import intake
+    from catseg.data import intake
 
     with storage.begin() as session:
         for index in range(first, first + count):
@@ -237,8 +237,8 @@ def build_red_detector(size: int = TINY_SIZE):
 
 def save_tiny_model(directory, size: int = TINY_SIZE):
     """Save the red detector as a catseg model version folder (model.keras + card.json)."""
-    from catseg.config import ModelConfig, TrainConfig
-    from catseg.models import save_model_version
+    from catseg.model.config import ModelConfig, TrainConfig
+    from catseg.model.versions import save_model_version
 
     return save_model_version(build_red_detector(size), ModelConfig(image_size=size), TrainConfig(),
                               {"val_iou": 0.9}, directory)
@@ -257,7 +257,7 @@ def register_tiny_model(val_iou: float = 0.9, name: str = "v1", run_id: int | No
 def register_fine_tune(starting_val_iou: float, val_iou: float, name: str, initial_model: str = "starter"):
     """A finished fine-tune run from `initial_model` scored `starting_val_iou` before training, and its version."""
     import storage
-    from catseg.config import ModelConfig, TrainConfig
+    from catseg.model.config import ModelConfig, TrainConfig
     from storage import runs
 
     with storage.begin() as session:
@@ -275,6 +275,6 @@ def tiny_version(catseg_home):
 
 @pytest.fixture
 def tiny_predictor(tiny_version):
-    from catseg.prediction import Predictor
+    from catseg.predict.predictor import Predictor
 
     return Predictor(tiny_version.directory)

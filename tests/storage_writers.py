@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from storage import dataset, runs
 
 BATCHES_PER_FLUSH = 4
@@ -63,7 +63,7 @@ def save_masks(writer: int, saves: int, photo_ids: list[int], start_folder: Path
 
 
 def write_run(flushes: int, start_folder: Path) -> dict:
-    """A run's rows, written in the order and transactions of catseg.runs' reporter."""
+    """A run's rows, written in the order and transactions of catseg.train.run_control' reporter."""
     wait_for_start(start_folder, "run")
     started = time.time()
     with storage.begin() as session:

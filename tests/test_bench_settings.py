@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from catseg.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
+from catseg.model.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from _common import apply_settings, parse_settings  # noqa: E402

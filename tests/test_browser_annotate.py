@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from browser_support import chromium_page, streamlit_server, wait_for_app
 from conftest import drawn_cat, encode
 from storage import dataset

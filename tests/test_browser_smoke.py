@@ -3,7 +3,7 @@
 import pytest
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from browser_support import chromium_page, streamlit_server, wait_for_app
 from conftest import drawn_cat, encode
 

@@ -1,4 +1,4 @@
-"""Tests for catseg.canvas: how the photo is shown on the canvas, and where Fabric puts drawn objects."""
+"""Tests for catseg.annotate.canvas_view: how the photo is shown on the canvas, and where Fabric puts drawn objects."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from canvas_json import FREEDRAW_JSON, FREEDRAW_POINTS, TRANSFORMED, freedraw_object
-from catseg.canvas import CanvasView, object_outline, rect_corners
+from catseg.annotate.canvas_view import CanvasView
+from catseg.annotate.fabric_shapes import object_outline, rect_corners
 
 # ---------------------------------------------------------------- canvas view
 

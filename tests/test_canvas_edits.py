@@ -1,4 +1,4 @@
-"""Tests for catseg.canvas_edits: canvas drawings painted into full-resolution masks, and the mask tools.
+"""Tests for catseg.annotate.canvas_edits: canvas drawings painted into full-resolution masks, and the mask tools.
 
 The Fabric objects come from tests/canvas_json.py: verbatim Fabric 7.4 JSON and builders of
 the same shape.
@@ -15,8 +15,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from canvas_json import FREEDRAW_JSON, FREEDRAW_POINTS, TRANSFORMED, freedraw_object, polygon_object, rect_object
-from catseg.canvas import CanvasView, object_outline
-from catseg.canvas_edits import (
+from catseg.annotate.canvas_view import CanvasView
+from catseg.annotate.fabric_shapes import object_outline
+from catseg.annotate.canvas_edits import (
     ADD_COLOUR,
     ERASE_COLOUR,
     apply_edit,

@@ -12,8 +12,8 @@ import time
 import numpy as np
 
 import storage
-from catseg import intake
-from catseg.check import check_data, last_check
+from catseg.data import intake
+from catseg.data.consistency import check_data, last_check
 from storage import dataset
 from storage.files import read_image
 from storage.models import MaskRevision
@@ -23,7 +23,7 @@ SAVE_LOOP = """
 import sys
 import numpy as np
 import storage
-from catseg import intake
+from catseg.data import intake
 
 photo_id = int(sys.argv[1])
 for step in range(100000):
@@ -42,7 +42,7 @@ def add_photo(seed: int = 0, width: int = 800, height: int = 600) -> int:
 
 
 def files_no_row_names(home) -> set[str]:
-    """Computed here without catseg.check: mask files on disk that no revision row names."""
+    """Computed here without catseg.data.consistency: mask files on disk that no revision row names."""
     with storage.begin() as session:
         named = set()
         for revision in session.query(MaskRevision):

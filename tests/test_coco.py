@@ -10,9 +10,10 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 import storage
-from catseg import intake
-from catseg.dataset_export import export_dataset
-from catseg.dataset_io import detect_format, import_path, import_uploads
+from catseg.data import intake
+from catseg.data.exporting import export_dataset
+from catseg.data.importing import import_path, import_uploads
+from catseg.data.layouts import detect_format
 from storage import dataset
 from conftest import SHARED_DATA, drawn_cat, encode, run_cli
 

@@ -1,10 +1,10 @@
-"""Tests for catseg.colours: the one reader of colour text (canvas colours, splash colours)."""
+"""Tests for catseg.annotate.colours: the one reader of colour text (canvas colours, splash colours)."""
 
 from __future__ import annotations
 
 import pytest
 
-from catseg.colours import parse_css_colour
+from catseg.annotate.colours import parse_css_colour
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from catseg.compositing import (
+from catseg.predict.compositing import (
     EFFECTS,
     SplashSettings,
     alpha_from_probability,

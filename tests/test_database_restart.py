@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import storage
-from catseg.config import ModelConfig, TrainConfig
-from catseg.runs import start_run
+from catseg.model.config import ModelConfig, TrainConfig
+from catseg.train.run_control import start_run
 from storage import dataset, runs
 from storage.files import read_image
 from storage.models import MaskRevision
@@ -38,7 +38,7 @@ SAVER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     import storage
-    from catseg import intake
+    from catseg.data import intake
 
     photo_ids, stop = [int(i) for i in sys.argv[1].split(",")], Path(sys.argv[2])
     step = 0

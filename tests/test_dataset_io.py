@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 import storage
-from catseg.dataset_export import export_dataset
-from catseg.dataset_io import import_path
-from catseg.masks import iou, mask_to_polygons, polygons_to_mask
+from catseg.data.exporting import export_dataset
+from catseg.data.importing import import_path
+from catseg.data.masks import iou, mask_to_polygons, polygons_to_mask
 from storage import dataset
 from conftest import drawn_cat, encode, run_cli
 

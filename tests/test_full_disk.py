@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from storage import dataset, runs
 from storage.files import read_image
 from storage.inventory import is_temporary

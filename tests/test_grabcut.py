@@ -1,4 +1,4 @@
-"""Tests for catseg.grabcut: cutting the cat out of a synthetic photo from a box around it."""
+"""Tests for catseg.annotate.grabcut: cutting the cat out of a synthetic photo from a box around it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from catseg.grabcut import cut_out_boxes, grabcut_from_box
-from catseg.masks import iou
+from catseg.annotate.grabcut import cut_out_boxes, grabcut_from_box
+from catseg.data.masks import iou
 
 
 def synthetic_cat_photo(seed=3):

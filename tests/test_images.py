@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catseg.images import MAX_PIXELS, PhotoRejected, decode_photo
+from catseg.data.decoding import MAX_PIXELS, PhotoRejected, decode_photo
 from conftest import drawn_cat, encode
 
 

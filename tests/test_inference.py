@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from catseg.inference import (
+from catseg.predict.letterbox import (
     Letterbox,
     letterbox_geometry,
     predict_probability,

@@ -1,9 +1,9 @@
-"""The one mask rule (catseg.masks.cat_pixels) and the masks made with it."""
+"""The one mask rule (catseg.data.masks.cat_pixels) and the masks made with it."""
 
 import numpy as np
 import pytest
 
-from catseg.masks import binarise, cat_pixels, mask_for_photo
+from catseg.data.masks import binarise, cat_pixels, mask_for_photo
 
 
 def test_a_pixel_is_cat_from_half_of_full_scale() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catseg.config import ModelConfig, TrainConfig
-from catseg.models import (
+from catseg.model.config import ModelConfig, TrainConfig
+from catseg.model.networks import (
     PretrainedWeightsUnavailable,
     at_input_size,
     build_mobilenet_unet,
@@ -21,17 +21,15 @@ from catseg.models import (
     compile_model,
     dtype_policy,
     in_precision,
-    load_model_version,
-    read_learnt_photos,
-    save_model_version,
 )
+from catseg.model.versions import load_model_version, read_learnt_photos, save_model_version
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_importing_catseg_does_not_import_tensorflow() -> None:
     code = (
-        "import sys; import catseg.config, catseg.models, catseg.losses, catseg.pipeline, catseg.training; "
+        "import sys; import catseg.model.config, catseg.model.networks, catseg.model.losses, catseg.train.pipeline, catseg.train.fitting; "
         "heavy = [name for name in ('tensorflow', 'keras') if name in sys.modules]; "
         "assert not heavy, heavy"
     )
@@ -204,7 +202,7 @@ def test_missing_imagenet_weights_raise_a_clear_error(monkeypatch: pytest.Monkey
 def test_bce_dice_loss_is_serialisable_and_prefers_correct_masks() -> None:
     import keras
 
-    from catseg.losses import bce_dice_loss
+    from catseg.model.losses import bce_dice_loss
 
     loss = bce_dice_loss(dice_weight=0.5)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))

@@ -14,10 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg import intake
-from catseg.canvas import CanvasView
-from catseg.canvas_edits import ADD_COLOUR, BOX_COLOUR, ERASE_COLOUR, edit_from_canvas
-from catseg.grabcut import cut_out_boxes
+from catseg.data import intake
+from catseg.annotate.canvas_view import CanvasView
+from catseg.annotate.canvas_edits import ADD_COLOUR, BOX_COLOUR, ERASE_COLOUR, edit_from_canvas
+from catseg.annotate.grabcut import cut_out_boxes
 from storage import dataset
 from page_probe import probe_page
 from conftest import REPOSITORY_ROOT, drawn_cat, encode

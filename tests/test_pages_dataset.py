@@ -7,7 +7,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from storage import dataset
 from conftest import REPOSITORY_ROOT, drawn_cat, encode
 
@@ -31,7 +31,7 @@ def test_home_shows_live_counts(catseg_home):
 
 
 def test_upload_then_delete(catseg_home):
-    app = open_page("pages/dataset.py")
+    app = open_page("pages/photo_gallery.py")
     assert not app.exception
     assert app.metric[0].value == "0"
     photo_a, _ = drawn_cat(seed=1)
@@ -76,7 +76,7 @@ def test_the_report_names_skipped_files(catseg_home):
         archive.writestr("cats/.DS_Store", b"\0\0\0\1Bud1")
         archive.writestr("cats/notes.txt", "taken in the garden")
         archive.writestr("cats/corrupt.jpg", encode(drawn_cat(seed=5)[0], "JPEG")[:150])
-    app = open_page("pages/dataset.py")
+    app = open_page("pages/photo_gallery.py")
     app.file_uploader(key="dataset_uploads").set_value([("cats.zip", buffer.getvalue(), "application/zip")])
     app.run()
     app.button(key="dataset_add").click().run()
@@ -95,7 +95,7 @@ def test_the_report_names_skipped_files(catseg_home):
 def test_cancel_keeps_photos(catseg_home):
     with storage.begin() as session:
         photo_id = intake.add_photo(session, encode(drawn_cat()[0]), "a.png").id
-    app = open_page("pages/dataset.py")
+    app = open_page("pages/photo_gallery.py")
     app.checkbox(key=f"dataset_select_{photo_id}").check().run()
     app.button(key="dataset_delete").click().run()
     app.button(key="dataset_delete_no").click().run()
@@ -108,7 +108,7 @@ def test_filter_unlabelled(catseg_home):
         intake.add_photo(session, encode(drawn_cat(seed=1)[0]), "plain.png")
         photo, mask = drawn_cat(seed=2)
         intake.add_photo(session, encode(photo), "masked.png", mask=mask)
-    app = open_page("pages/dataset.py")
+    app = open_page("pages/photo_gallery.py")
     assert len(app.checkbox) == 2
     app.session_state["dataset_filter"] = "unlabelled"
     app.run()

@@ -3,12 +3,12 @@
 import pytest
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from conftest import drawn_cat, encode
 from page_probe import probe_page
 
 
-@pytest.mark.parametrize("page", ["pages/home.py", "pages/dataset.py", "pages/training.py", "pages/try_photos.py"])
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/photo_gallery.py", "pages/training.py", "pages/try_photos.py"])
 def test_page_opens_without_tensorflow(catseg_home, page):
     with storage.begin() as session:
         for index in range(5):

@@ -48,18 +48,18 @@ def test_a_mask_save_while_the_database_is_unreachable_keeps_the_strokes_to_save
 
 def test_the_train_panel_says_the_database_is_unreachable_and_looks_again(catseg_home, monkeypatch):
     """The live panel refreshes on its own, outside the router: it words an outage itself."""
-    import catseg.runs
+    import catseg.train.run_control
 
     add_labelled(6)
-    monkeypatch.setattr(catseg.runs, "start_run",
+    monkeypatch.setattr(catseg.train.run_control, "start_run",
                         lambda model_config, train_config, start_from, created_by=None:
-                        catseg.runs.plan_run(model_config, train_config, start_from, created_by=created_by))
+                        catseg.train.run_control.plan_run(model_config, train_config, start_from, created_by=created_by))
     app = open_page("pages/training.py", {}, secrets={})
     app.button(key="train_start").click().run()
     assert app.button(key="train_stop")  # the live panel
 
     # The panel's first look at the database each refresh is the reaper's.
-    monkeypatch.setattr(catseg.runs, "reap_dead_runs", unreachable)
+    monkeypatch.setattr(catseg.train.run_control, "reap_dead_runs", unreachable)
     app.run()
     assert not app.exception, app.exception
     warnings = [warning.value for warning in app.warning]

@@ -5,8 +5,8 @@ import dataclasses
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg.config import FINE_TUNE_TRAINING
-from catseg.registry import model_summary, starter_model_directory
+from catseg.model.config import FINE_TUNE_TRAINING
+from catseg.model.registry import model_summary, starter_model_directory
 from storage import runs
 from conftest import REPOSITORY_ROOT
 from conftest import add_labelled, run_status, wait_for
@@ -97,7 +97,7 @@ def test_start_is_refused_with_a_message_without_enough_photos(catseg_home):
 
 
 def test_a_run_that_ends_below_its_starting_model_says_so(catseg_home):
-    from catseg.config import ModelConfig, TrainConfig
+    from catseg.model.config import ModelConfig, TrainConfig
 
     add_labelled(4)
     with storage.begin() as session:
@@ -126,12 +126,12 @@ def test_the_pretrained_u2netp_is_a_second_start(catseg_home):
 
 
 def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_settings(catseg_home, monkeypatch):
-    import catseg.runs
-    from catseg.config import ModelConfig
+    import catseg.train.run_control
+    from catseg.model.config import ModelConfig
 
     add_labelled(6)
     started = []
-    monkeypatch.setattr(catseg.runs, "start_run",
+    monkeypatch.setattr(catseg.train.run_control, "start_run",
                         lambda model_config, train_config, start_from, created_by=None: started.append(
                             (model_config, train_config, start_from)) or 1)
     app = open_train_page()
@@ -158,8 +158,8 @@ def test_the_common_case_is_one_screen_and_the_rest_waits_under_advanced_setting
 
 def test_the_page_says_how_many_photos_a_run_holds_out(catseg_home):
     import storage
-    from catseg.config import TrainConfig
-    from catseg.runs import planned_split
+    from catseg.model.config import TrainConfig
+    from catseg.train.run_control import planned_split
 
     add_labelled(20)
     with storage.begin() as session:
@@ -172,7 +172,7 @@ def test_the_page_says_how_many_photos_a_run_holds_out(catseg_home):
 
 
 def test_the_page_says_which_photos_the_starting_model_learnt(catseg_home, tmp_path, monkeypatch):
-    from catseg.models import LEARNT_PHOTOS_FILENAME, learnt_photos_text
+    from catseg.model.versions import LEARNT_PHOTOS_FILENAME, learnt_photos_text
     from conftest import save_tiny_model
     from storage import dataset
 

@@ -6,8 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import storage
-from catseg import intake
-from catseg.prediction import Predictor
+from catseg.data import intake
+from catseg.predict.predictor import Predictor
 from conftest import REPOSITORY_ROOT, drawn_cat, encode
 from conftest import register_tiny_model, save_tiny_model
 

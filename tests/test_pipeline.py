@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catseg.inference import letterbox
-from catseg.pipeline import (
+from catseg.predict.letterbox import letterbox
+from catseg.train.pipeline import (
     AUGMENT_DRAWS, augment_arrays, augment_example, load_examples, make_dataset,
 )
 

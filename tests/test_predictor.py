@@ -1,4 +1,4 @@
-"""catseg.registry, catseg.prediction and catseg.evaluation: find a model version, predict, write files, score.
+"""catseg.model.registry, catseg.predict.predictor and catseg.predict.evaluation: find a model version, predict, write files, score.
 
 The "model" is a one-layer Keras network whose answer we control: it calls a pixel cat when
 its red channel is high, so the orange cat of `drawn_cat` is found and the noise is not.
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catseg import registry
-from catseg.compositing import SplashSettings
-from catseg.evaluation import evaluate_folder
-from catseg.masks import iou
-from catseg.prediction import Predictor, splash_file, write_mask
-from catseg.views import Views
-from catseg.registry import NoModelYet, resolve_model
+from catseg.model import registry
+from catseg.predict.compositing import SplashSettings
+from catseg.predict.evaluation import evaluate_folder
+from catseg.data.masks import iou
+from catseg.predict.predictor import Predictor, splash_file, write_mask
+from catseg.predict.views import Views
+from catseg.model.registry import NoModelYet, resolve_model
 from conftest import (TINY_SIZE, drawn_cat, encode, register_fine_tune, register_tiny_model, save_tiny_model,
                       write_tutorial_folder)
 
@@ -103,9 +103,9 @@ def test_the_shipped_starter_folder_is_the_default(monkeypatch):
 def test_model_summary_reads_a_card_as_facts(tmp_path):
     import json
 
-    from catseg.config import ModelConfig
-    from catseg.models import CARD_FILENAME
-    from catseg.registry import TrainingSet, UnseenScore, model_summary
+    from catseg.model.config import ModelConfig
+    from catseg.model.versions import CARD_FILENAME
+    from catseg.model.registry import TrainingSet, UnseenScore, model_summary
 
     plain = model_summary(save_tiny_model(tmp_path / "plain"))
     assert plain.validation_iou == pytest.approx(0.9) and plain.image_size == TINY_SIZE
@@ -141,8 +141,8 @@ def test_predictor_knows_its_size_and_views(tiny_predictor, tiny_version):
 
 
 def test_a_card_may_name_its_own_views(tmp_path):
-    from catseg.models import CARD_FILENAME
-    from catseg.views import scaled_input_sizes
+    from catseg.model.versions import CARD_FILENAME
+    from catseg.predict.views import scaled_input_sizes
 
     assert scaled_input_sizes(160, (1.0, 1.25, 1.5)) == (160, 192, 256)
     assert scaled_input_sizes(160, (0.8, 1.0, 1.25)) == (128, 160, 192)

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 import storage
-from catseg.dataset_export import export_dataset
-from catseg.dataset_io import import_path, parse_yolo_label
-from catseg.masks import iou, polygons_to_mask
+from catseg.data.exporting import export_dataset
+from catseg.data.importing import import_path
+from catseg.data.layouts import parse_yolo_label
+from catseg.data.masks import iou, polygons_to_mask
 from storage import dataset
 from conftest import SHARED_DATA, run_cli
 

@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 
 import storage
-from catseg import intake
-from catseg.config import ModelConfig, TrainConfig
-from catseg.runs import reap_dead_runs, run_minutes, run_progress, start_run, stop_run
+from catseg.data import intake
+from catseg.model.config import ModelConfig, TrainConfig
+from catseg.train.run_control import reap_dead_runs, run_minutes, run_progress, start_run, stop_run
 from storage import dataset, runs
 from storage.models import utc_now
 from conftest import add_labelled, drawn_cat, encode, run_status, wait_for
@@ -86,7 +86,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     with storage.begin() as session:
         first_directory = runs.model_version_for_run(session, summary["run_id"]).directory
     # A version lists the photos it learnt (its run's training photos), for the runs that start from it.
-    from catseg.models import read_learnt_photos
+    from catseg.model.versions import read_learnt_photos
     with storage.begin() as session:
         hashes = dataset.labelled_content_hashes(session)
         first_taught = {hashes[i] for i in runs.get_run(session, summary["run_id"]).train_photo_ids}
@@ -112,7 +112,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert f"({len(first_taught)} of them learnt by the starting model, so never held out)" in second.stderr
     # A start that learnt every labelled photo: the hold-out has to come from them, and the CLI says so.
     import shutil
-    from catseg.models import LEARNT_PHOTOS_FILENAME, learnt_photos_text
+    from catseg.model.versions import LEARNT_PHOTOS_FILENAME, learnt_photos_text
     knows_all = catseg_home.parent / "knows-all"
     shutil.copytree(first_directory, knows_all)
     (knows_all / LEARNT_PHOTOS_FILENAME).write_text(learnt_photos_text(hashes.values()))
@@ -126,7 +126,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert run_status(summary["run_id"]).train_config["average_momentum"] == 0.0
     assert view.initial_model == str(summary["model_id"])
     assert view.model_config["image_size"] == 32  # the starting model's size, not the default
-    from catseg.models import read_card
+    from catseg.model.versions import read_card
     with storage.begin() as session:
         fine_tuned_directory = runs.model_version_for_run(session, fine_tuned["run_id"]).directory
     assert read_card(fine_tuned_directory)["test_time_scales"] == [1.0, 1.5]  # inherited at the same size
@@ -140,7 +140,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
     assert "at 64 px" in larger.stderr
     enlarged = json.loads(larger.stdout.strip().splitlines()[-1])
     assert run_status(enlarged["run_id"]).model_config["image_size"] == 64
-    from catseg.models import load_model_version
+    from catseg.model.versions import load_model_version
     with storage.begin() as session:
         directory = runs.model_version_for_run(session, enlarged["run_id"]).directory
     model, config, card = load_model_version(directory)
@@ -151,7 +151,7 @@ def test_cli_train_json_then_fine_tune_without_augmentation(catseg_home):
 @pytest.mark.both_databases
 def test_a_fine_tune_of_the_starter_is_recorded_as_such_however_it_is_named(catseg_home, tmp_path, monkeypatch):
     """The Try page judges fine-tunes of the starter against it, so every spelling must be recognised."""
-    from catseg.runs import plan_run
+    from catseg.train.run_control import plan_run
     from conftest import save_tiny_model
 
     starter = save_tiny_model(tmp_path / "starter_model")
@@ -203,7 +203,7 @@ def test_run_progress_counts_epochs_or_the_time_budget_whichever_is_further():
 @pytest.mark.both_databases
 def test_a_run_can_show_some_photos_more_often(catseg_home):
     """--repeat 'cat.*=4': under-represented photos (indoor close-ups) weigh more; validation stays as it is."""
-    from catseg.runs import plan_run
+    from catseg.train.run_control import plan_run
 
     with storage.begin() as session:
         for index in range(8):
@@ -228,8 +228,8 @@ def test_a_run_can_show_some_photos_more_often(catseg_home):
 
 @pytest.mark.both_databases
 def test_the_pretrained_network_is_a_start_recorded_by_name(catseg_home):
-    from catseg.registry import PRETRAINED_DIRECTORY
-    from catseg.runs import plan_run
+    from catseg.model.registry import PRETRAINED_DIRECTORY
+    from catseg.train.run_control import plan_run
 
     add_labelled(4)
     for spec in ("pretrained", str(PRETRAINED_DIRECTORY)):
@@ -245,8 +245,9 @@ def test_the_pretrained_network_is_a_start_recorded_by_name(catseg_home):
 def test_a_diverged_run_fails_with_a_reason_instead_of_a_database_error(catseg_home):
     import numpy as np
 
-    from catseg.models import build_model, save_model_version
-    from catseg.runs import execute_run, plan_run
+    from catseg.model.networks import build_model
+    from catseg.model.versions import save_model_version
+    from catseg.train.run_control import execute_run, plan_run
 
     add_labelled(4)
     # A starting model whose weights are NaN: its loss is NaN from the first batch, as after a divergence.
@@ -268,7 +269,7 @@ def test_a_diverged_run_fails_with_a_reason_instead_of_a_database_error(catseg_h
 
 @pytest.mark.both_databases
 def test_labelling_more_photos_never_moves_a_training_photo_into_the_hold_out(catseg_home):
-    from catseg.runs import PlannedSplit, plan_run, planned_split
+    from catseg.train.run_control import PlannedSplit, plan_run, planned_split
 
     add_labelled(12)
     first = plan_run(TINY_MODEL, TINY_TRAINING)
@@ -292,8 +293,8 @@ def test_labelling_more_photos_never_moves_a_training_photo_into_the_hold_out(ca
 @pytest.mark.both_databases
 def test_a_run_never_holds_out_a_photo_its_starting_model_learnt(catseg_home, tmp_path, monkeypatch):
     """Whatever split taught the starting model (another seed, another share, the starter's own run)."""
-    from catseg.models import LEARNT_PHOTOS_FILENAME, learnt_photos_text
-    from catseg.runs import PlannedSplit, learnt_by, plan_run, planned_split
+    from catseg.model.versions import LEARNT_PHOTOS_FILENAME, learnt_photos_text
+    from catseg.train.run_control import PlannedSplit, learnt_by, plan_run, planned_split
     from conftest import save_tiny_model
 
     add_labelled(20)

@@ -11,10 +11,10 @@ import threading
 import numpy as np
 import pytest
 
-from catseg import export, runtime
-from catseg.models import CARD_FILENAME, load_model_version
-from catseg.prediction import Predictor
-from catseg.runtime import ArtifactProblem
+from catseg.predict import onnx_export, predictor, runtime
+from catseg.model.versions import CARD_FILENAME, load_model_version
+from catseg.predict.predictor import Predictor
+from catseg.predict.runtime import ArtifactProblem
 from conftest import REPOSITORY_ROOT, TINY_SIZE, drawn_cat, encode, save_tiny_model
 
 
@@ -33,8 +33,8 @@ def test_a_saved_version_carries_checked_runtime_files(tmp_path):
 
 
 def test_the_runtime_matches_keras_at_every_exported_size(tmp_path):
-    from catseg.inference import predict_probability_at_scales
-    from catseg.models import at_input_size
+    from catseg.predict.letterbox import predict_probability_at_scales
+    from catseg.model.networks import at_input_size
 
     directory = save_tiny_model(tmp_path / "model")
     model, _, card = load_model_version(directory)
@@ -55,7 +55,7 @@ def test_an_export_that_does_not_match_keras_is_refused_and_leaves_nothing(tmp_p
     target = tmp_path / "out"
     target.mkdir()
     with pytest.raises(ArtifactProblem, match="differs from Keras by 0.01 .* it was not saved"):
-        export.export_networks(model, target, [TINY_SIZE])
+        onnx_export.export_networks(model, target, [TINY_SIZE])
     assert list(target.iterdir()) == []
 
 
@@ -92,7 +92,7 @@ def test_a_version_that_cannot_be_exported_again_says_why(tmp_path, monkeypatch)
     def read_only(*arguments, **keywords):
         raise PermissionError(13, "Permission denied", str(directory))
 
-    monkeypatch.setattr(export, "export_version", read_only)
+    monkeypatch.setattr(predictor, "export_version", read_only)
     with pytest.raises(ArtifactProblem, match=r"model-64.onnx is damaged .* could not be exported again here"):
         Predictor(directory)
 
@@ -126,7 +126,7 @@ def test_predictions_never_import_tensorflow(tmp_path):
 
 @pytest.mark.parametrize("name", ["starter_model", "pretrained_u2netp"])
 def test_the_shipped_models_carry_their_runtime_files(name):
-    from catseg.views import exported_sizes
+    from catseg.predict.views import exported_sizes
 
     directory = REPOSITORY_ROOT / "catseg" / name
     card = card_of(directory)
@@ -135,10 +135,8 @@ def test_the_shipped_models_carry_their_runtime_files(name):
 
 
 def test_pages_share_one_predictor_per_model_and_the_warm_up_loads_it_once(tmp_path, monkeypatch):
-    from catseg import prediction
-
-    monkeypatch.setattr(prediction, "_SHARED", {})
-    monkeypatch.setattr(prediction, "_warm_up_started", False)
+    monkeypatch.setattr(predictor, "_SHARED", {})
+    monkeypatch.setattr(predictor, "_warm_up_started", False)
     first, second = save_tiny_model(tmp_path / "first"), save_tiny_model(tmp_path / "second")
     asked = []
 
@@ -146,18 +144,18 @@ def test_pages_share_one_predictor_per_model_and_the_warm_up_loads_it_once(tmp_p
         asked.append(first)
         return first
 
-    assert prediction.warm_up_in_background(find_first)
-    assert not prediction.warm_up_in_background(find_first)  # once per process
+    assert predictor.warm_up_in_background(find_first)
+    assert not predictor.warm_up_in_background(find_first)  # once per process
     for thread in threading.enumerate():
         if thread.name == "catseg-model-warm-up":
             thread.join(60)
-    assert asked == [first] and len(prediction._SHARED) == 1
-    shared = prediction.shared_predictor(first)
-    assert list(prediction._SHARED.values()) == [shared]  # the warm-up's predictor, not a second load
-    assert prediction.shared_predictor(str(first)) is shared
-    assert prediction.shared_predictor(second) is not shared
-    assert prediction.shared_predictor(first) is shared  # two models stay loaded
+    assert asked == [first] and len(predictor._SHARED) == 1
+    shared = predictor.shared_predictor(first)
+    assert list(predictor._SHARED.values()) == [shared]  # the warm-up's predictor, not a second load
+    assert predictor.shared_predictor(str(first)) is shared
+    assert predictor.shared_predictor(second) is not shared
+    assert predictor.shared_predictor(first) is shared  # two models stay loaded
     # A card written anew (a re-export) loads the model afresh.
     card_path = first / CARD_FILENAME
     os.utime(card_path, ns=(card_path.stat().st_atime_ns, card_path.stat().st_mtime_ns + 1_000_000))
-    assert prediction.shared_predictor(first) is not shared
+    assert predictor.shared_predictor(first) is not shared

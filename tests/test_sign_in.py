@@ -21,12 +21,12 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
 import storage
-from catseg.config import ModelConfig, TrainConfig
+from catseg.model.config import ModelConfig, TrainConfig
 from storage import dataset, runs
 from conftest import REPOSITORY_ROOT, add_labelled, run_cli, write_tutorial_folder
 
 APP = str(REPOSITORY_ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/dataset.py", "pages/labelling.py", "pages/training.py", "pages/try_photos.py"]
+PAGES = ["pages/home.py", "pages/photo_gallery.py", "pages/labelling.py", "pages/training.py", "pages/try_photos.py"]
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "a-long-random-cookie-secret-for-tests",
         "client_id": "catseg", "client_secret": "not-a-secret",
         "server_metadata_url": "https://id.example.org/.well-known/openid-configuration"}
@@ -88,11 +88,11 @@ def test_the_router_shows_only_the_sign_in_then_the_app_with_the_user_named(shar
     assert not app.exception, app.exception
     assert "access_sign_in" not in [button.key for button in app.button]
     assert any("Signed in as ada@example.org" in caption.value for caption in app.sidebar.caption)
-    assert open_page("pages/dataset.py", ADA).title[0].value == "Photos"
+    assert open_page("pages/photo_gallery.py", ADA).title[0].value == "Photos"
 
 
 def test_without_sign_in_configured_the_app_is_open_as_before(shared_dataset):
-    app = open_page("pages/dataset.py", {}, secrets={})
+    app = open_page("pages/photo_gallery.py", {}, secrets={})
     assert not app.exception, app.exception
     assert app.title[0].value == "Photos" and "access_sign_in" not in [button.key for button in app.button]
 
@@ -112,13 +112,13 @@ def test_a_saved_mask_carries_its_author_on_the_annotate_page(catseg_home):
 
 
 def test_a_run_started_on_the_train_page_carries_its_author_and_its_machine(catseg_home, monkeypatch):
-    import catseg.runs
+    import catseg.train.run_control
 
     add_labelled(6)
     # The run is recorded as the page records it; no worker process is needed to see who and where.
-    monkeypatch.setattr(catseg.runs, "start_run",
+    monkeypatch.setattr(catseg.train.run_control, "start_run",
                         lambda model_config, train_config, start_from, created_by=None:
-                        catseg.runs.plan_run(model_config, train_config, start_from, created_by=created_by))
+                        catseg.train.run_control.plan_run(model_config, train_config, start_from, created_by=created_by))
     monkeypatch.setenv("CATSEG_HOST", "a")
     app = open_page("pages/training.py", ADA)
     app.button(key="train_start").click().run()

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from catseg.splits import split_indices, stable_split
+from catseg.train.splits import split_indices, stable_split
 
 
 def test_the_bench_split_is_fixed_by_the_seed() -> None:

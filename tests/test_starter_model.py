@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from catseg.evaluation import evaluate_folder
-from catseg.models import CARD_FILENAME, MODEL_FILENAME, read_card
-from catseg.prediction import Predictor
-from catseg.registry import SHIPPED_STARTER_DIRECTORY, model_summary
+from catseg.predict.evaluation import evaluate_folder
+from catseg.model.versions import CARD_FILENAME, MODEL_FILENAME, read_card
+from catseg.predict.predictor import Predictor
+from catseg.model.registry import SHIPPED_STARTER_DIRECTORY, model_summary
 from conftest import REPOSITORY_ROOT, SHARED_DATA, drawn_cat
 
 FERAL_VALID = SHARED_DATA / "feral-cats" / "valid"
@@ -83,7 +83,7 @@ def test_the_seed_validation_score_on_the_card_is_what_evaluate_measures(starter
 
 
 def test_the_starter_lists_the_photos_it_learnt():
-    from catseg.models import read_learnt_photos
+    from catseg.model.versions import read_learnt_photos
 
     learnt = read_learnt_photos(SHIPPED_STARTER_DIRECTORY)
     metrics = read_card(SHIPPED_STARTER_DIRECTORY)["metrics"]

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from storage import dataset, runs
 from storage.models import utc_now
 from conftest import drawn_cat, encode

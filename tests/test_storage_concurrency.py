@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import storage
-from catseg import intake
+from catseg.data import intake
 from storage import dataset, runs
 from storage.files import read_image
 from conftest import REPOSITORY_ROOT, drawn_cat, encode

@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 import storage
-from catseg.config import ModelConfig, TrainConfig
-from catseg.runs import HEARTBEAT_SECONDS, STALE_AFTER, reap_dead_runs, start_run, stop_run
+from catseg.model.config import ModelConfig, TrainConfig
+from catseg.train.run_control import HEARTBEAT_SECONDS, STALE_AFTER, reap_dead_runs, start_run, stop_run
 from storage import runs
 from storage.models import TrainingRun, utc_now
 from conftest import add_labelled, run_status, wait_for
@@ -71,7 +71,7 @@ def test_another_machine_ends_a_run_whose_heartbeat_is_stale_even_where_its_pid_
 
 @pytest.mark.both_databases
 def test_a_run_records_its_host_and_who_started_it(catseg_home, monkeypatch):
-    from catseg.runs import plan_run
+    from catseg.train.run_control import plan_run
 
     add_labelled(4)
     monkeypatch.setenv("CATSEG_HOST", "labelling-pc")

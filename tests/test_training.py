@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catseg.config import ModelConfig, TrainConfig
-from catseg.models import load_model_version, save_model_version
-from catseg.training import train
+from catseg.model.config import ModelConfig, TrainConfig
+from catseg.model.versions import load_model_version, save_model_version
+from catseg.train.fitting import train
 
 SIZE = 64
 MODEL_CONFIG = ModelConfig(architecture="tutorial", image_size=SIZE)
@@ -44,8 +44,8 @@ def disc_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, list]:
 def _untrained_val_iou(val_pairs: list) -> float:
     import keras
 
-    from catseg.models import build_model, compile_model
-    from catseg.pipeline import load_examples, make_dataset
+    from catseg.model.networks import build_model, compile_model
+    from catseg.train.pipeline import load_examples, make_dataset
 
     keras.utils.set_random_seed(42)
     model = compile_model(build_model(MODEL_CONFIG), 1e-3)
@@ -91,7 +91,7 @@ def test_training_runs_on_the_pydataset_path_too(disc_pairs, monkeypatch: pytest
 
 
 def test_best_epoch_weights_are_restored(disc_pairs) -> None:
-    from catseg.pipeline import load_examples, make_dataset
+    from catseg.train.pipeline import load_examples, make_dataset
 
     train_pairs, val_pairs = disc_pairs
     result = train(
@@ -100,7 +100,7 @@ def test_best_epoch_weights_are_restored(disc_pairs) -> None:
         train_pairs,
         val_pairs,
     )
-    from catseg.models import compile_model, in_precision, resolve_precision
+    from catseg.model.networks import compile_model, in_precision, resolve_precision
 
     # The returned network is float32; its epoch was scored in the run's own arithmetic.
     model = compile_model(in_precision(result.model, resolve_precision("auto")), 1e-3)
@@ -152,7 +152,7 @@ def test_fine_tuning_starts_from_a_saved_version(disc_pairs, tmp_path: Path) -> 
 
 
 def test_a_fine_tune_eases_in_its_learning_rate_and_a_run_from_random_weights_does_not(disc_pairs, tmp_path: Path) -> None:
-    from catseg.config import FINE_TUNE_WARMUP_EPOCHS
+    from catseg.model.config import FINE_TUNE_WARMUP_EPOCHS
 
     train_pairs, val_pairs = disc_pairs
     steady = TrainConfig(epochs=FINE_TUNE_WARMUP_EPOCHS + 1, batch_size=8, learning_rate=1e-3, augment=False,
@@ -220,17 +220,17 @@ def test_a_run_in_either_precision_returns_a_float32_network(disc_pairs, precisi
 
 
 def test_auto_precision_picks_bfloat16_only_where_the_processor_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from catseg import models
+    from catseg.model import networks
 
-    monkeypatch.setattr(models, "native_bfloat16", lambda: True)
-    assert models.resolve_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(models, "native_bfloat16", lambda: False)
-    assert models.resolve_precision("auto") == "float32"
-    assert models.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(networks, "native_bfloat16", lambda: True)
+    assert networks.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(networks, "native_bfloat16", lambda: False)
+    assert networks.resolve_precision("auto") == "float32"
+    assert networks.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="Unknown precision"):
         TrainConfig(precision="float16")
     with pytest.raises(ValueError, match="Unknown precision 'float16'"):
-        models.resolve_precision("float16")
+        networks.resolve_precision("float16")
 
 
 def test_a_run_whose_loss_turns_nan_stops_as_diverged_and_keeps_the_epochs_before(disc_pairs) -> None:
@@ -260,8 +260,8 @@ def test_a_run_whose_loss_turns_nan_stops_as_diverged_and_keeps_the_epochs_befor
 
 
 def test_with_a_weight_average_the_average_is_scored_kept_and_returned(disc_pairs, tmp_path: Path) -> None:
-    from catseg.models import compile_model
-    from catseg.pipeline import load_examples, make_dataset
+    from catseg.model.networks import compile_model
+    from catseg.train.pipeline import load_examples, make_dataset
 
     train_pairs, val_pairs = disc_pairs
     config = TrainConfig(epochs=3, batch_size=4, learning_rate=5e-3, augment=False, max_seconds=None,

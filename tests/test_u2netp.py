@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from catseg.config import ModelConfig
-from catseg.models import CARD_FILENAME, MODEL_FILENAME, at_input_size, build_model, load_model_version
-from catseg.prediction import Predictor
-from catseg.registry import PRETRAINED_DIRECTORY, resolve_model
-from catseg.u2netp import build_u2netp, with_side_outputs
+from catseg.model.config import ModelConfig
+from catseg.model.versions import CARD_FILENAME, MODEL_FILENAME, load_model_version
+from catseg.model.networks import at_input_size, build_model
+from catseg.predict.predictor import Predictor
+from catseg.model.registry import PRETRAINED_DIRECTORY, resolve_model
+from catseg.model.u2netp import build_u2netp, with_side_outputs
 from conftest import REPOSITORY_ROOT, drawn_cat
 
 U2NETP_PARAMETERS = 1_125_485  # the reference PyTorch U2NETP with batch norm folded into the biases
@@ -133,7 +134,7 @@ def test_weight_transfer_round_trip_puts_every_tensor_back_in_place() -> None:
 
 
 def test_the_loss_supervises_every_map_and_the_metric_reads_the_fused_one() -> None:
-    from catseg.losses import bce_dice_loss, iou_metric
+    from catseg.model.losses import bce_dice_loss, iou_metric
 
     truth = np.zeros((1, 32, 32, 1), np.float32)
     truth[:, 8:24, 8:24] = 1
