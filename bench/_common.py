@@ -2,8 +2,7 @@
 folder and the seed-cats split.
 
 A bench runs as `.venv/bin/python bench/NAME.py`, so this folder is on `sys.path` and
-`import _common` finds this module; importing it puts the repository root there too, for
-`catseg` and `storage`.
+`import _common` finds this module; `catseg` and `storage` are installed (`pip install -e .`).
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-if str(REPOSITORY_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPOSITORY_ROOT))
 
 # The licensed data sets live beside the checkout, never inside it.
 SHARED_DATA = REPOSITORY_ROOT.parent / "shared" / "data"

@@ -4,7 +4,7 @@ Imports seed-cats and feral-cats/valid into a throw-away CATSEG_HOME (a few made
 ../shared is absent), starts `streamlit run app.py` as the README does, opens the Try page as
 soon as the server answers, drops one photo on it and times until the photo and its splash
 show; then opens Annotate, presses "Pre-fill from model" and times until the mask is there.
-Prints one JSON object; measure on a quiet machine. Needs Chromium (tests/browser_support.py).
+Prints one JSON object; measure on a quiet machine. Needs Chromium (bench/browser_support.py).
 
     .venv/bin/python bench/first_prediction.py
 """
@@ -12,13 +12,10 @@ Prints one JSON object; measure on a quiet machine. Needs Chromium (tests/browse
 from __future__ import annotations
 
 import json
-import sys
 import time
 
-from _common import FERAL_CATS_VALID, REPOSITORY_ROOT, SEED_CATS, scratch_home
-
-sys.path.insert(0, str(REPOSITORY_ROOT / "tests"))
-from browser_support import chromium_page, streamlit_server, upload_file, wait_for_app  # noqa: E402
+from _common import FERAL_CATS_VALID, SEED_CATS, scratch_home
+from browser_support import chromium_page, streamlit_server, upload_file, wait_for_app
 
 RESULT_SHOWN = (
     "() => { const images = [...document.querySelectorAll(\"[data-testid='stImage'] img\")];"

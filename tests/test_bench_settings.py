@@ -9,9 +9,8 @@ import pytest
 
 from catseg.model.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from _common import apply_settings, parse_settings  # noqa: E402
-from finetune import page_fine_tune_config  # noqa: E402
+from _common import apply_settings, parse_settings
+from finetune import page_fine_tune_config
 
 
 def test_values_are_json():

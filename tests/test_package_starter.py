@@ -30,7 +30,6 @@ def card(test_time_scales=None) -> dict:
 
 
 def test_model_card_names_the_sizes_that_were_used():
-    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
     from package_starter import model_card_markdown
 
     text = model_card_markdown(card())
@@ -46,7 +45,6 @@ def test_model_card_names_the_sizes_that_were_used():
 
 
 def test_model_card_says_when_close_up_crops_were_used():
-    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
     from package_starter import model_card_markdown
 
     close_up = card()
@@ -57,7 +55,6 @@ def test_model_card_says_when_close_up_crops_were_used():
 
 
 def test_a_continued_starter_keeps_the_earlier_stages_in_its_curve():
-    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
     from package_starter import combined_curve
 
     earlier = card()["about"]
@@ -75,7 +72,6 @@ def test_a_continued_starter_keeps_the_earlier_stages_in_its_curve():
 
 
 def test_model_card_gives_training_minutes_per_machine():
-    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
     from package_starter import model_card_markdown, seconds_by_hardware
 
     cpu_only = card()
@@ -90,7 +86,6 @@ def test_model_card_gives_training_minutes_per_machine():
 
 
 def test_a_u2netp_starter_card_names_its_network_start_and_views():
-    sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
     from package_starter import model_card_markdown
 
     u2netp = card([1.0, 1.25])

@@ -68,7 +68,6 @@ def test_the_feral_valid_score_on_the_card_is_what_evaluate_measures(starter):
 def test_the_seed_validation_score_on_the_card_is_what_evaluate_measures(starter, tmp_path):
     import sys
 
-    sys.path.insert(0, str(REPOSITORY_ROOT / "bench"))
     from seed_split import write_split
 
     write_split(SHARED_DATA / "seed-cats", tmp_path)  # the 75/25 split, seed 42, as symlinks
@@ -95,11 +94,11 @@ def test_the_starter_lists_the_photos_it_learnt():
 
 @pytest.mark.realdata
 def test_the_starters_learnt_photos_are_its_runs_training_side():
-    """scripts/starter_learnt_photos.py redoes the starter run's split from the data and checks it against the card."""
+    """bench/starter_learnt_photos.py redoes the starter run's split from the data and checks it against the card."""
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, str(REPOSITORY_ROOT / "scripts" / "starter_learnt_photos.py"), "--check"],
+    result = subprocess.run([sys.executable, str(REPOSITORY_ROOT / "bench" / "starter_learnt_photos.py"), "--check"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     assert json.loads(result.stdout)["matches"] is True

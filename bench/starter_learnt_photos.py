@@ -1,10 +1,10 @@
 """Write the starter's learnt_photos.txt: the content hashes of the photos its training run learnt.
 
-A run fine-tuned from a model never holds out a photo that model learnt (catseg.splits.stable_split's
+A run fine-tuned from a model never holds out a photo that model learnt (catseg.train.splits.stable_split's
 must_teach): held out, it would flatter the starting model. Runs record what they learnt when they save
 a version; the starter was trained before they did, and before runs split by content hash. Its run
 (catseg/starter_model/README.md) held out 8% of the labelled photos by position, seed 42
-(catseg.splits.split_indices), in import order: feral-cats/train's labelled images by file name (a
+(catseg.train.splits.split_indices), in import order: feral-cats/train's labelled images by file name (a
 repeated photo kept once), then the seed-cats training split's photos by file name. This script
 redoes that split from ../shared/data, checks it against the counts in the starter's card, and writes
 the hashes of the photos on the training side:
@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPOSITORY_ROOT))
-sys.path.insert(0, str(REPOSITORY_ROOT / "bench"))
 
-from _common import SEED_CATS, SHARED_DATA, seed_split_pairs  # noqa: E402
+from _common import SEED_CATS, SHARED_DATA, seed_split_pairs
 
-from catseg.model.versions import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, learnt_photos_text  # noqa: E402
-from catseg.registry import SHIPPED_STARTER_DIRECTORY  # noqa: E402
+from catseg.model.versions import CARD_FILENAME, LEARNT_PHOTOS_FILENAME, learnt_photos_text
+from catseg.model.registry import SHIPPED_STARTER_DIRECTORY
 
 FERAL_CATS_TRAIN = SHARED_DATA / "feral-cats" / "train"
 
@@ -35,7 +32,7 @@ FERAL_CATS_TRAIN = SHARED_DATA / "feral-cats" / "train"
 def starter_training_photos(feral_train: Path = FERAL_CATS_TRAIN, seed_cats: Path = SEED_CATS,
                             card: dict | None = None) -> set[str]:
     """Content hashes of the photos on the training side of the starter's run, checked against its card."""
-    from catseg.splits import split_indices
+    from catseg.train.splits import split_indices
     from storage.dataset import content_hash
 
     card = card or json.loads((SHIPPED_STARTER_DIRECTORY / CARD_FILENAME).read_text(encoding="utf-8"))
