@@ -36,6 +36,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> bool:
+    """Poll a starting Streamlit server's health check; False if the process ended or time ran out first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)
+
+
 @contextmanager
 def streamlit_server(home: Path, extra_environment: dict[str, str] | None = None) -> Iterator[str]:
     """Start `streamlit run app.py` on a free loopback port with CATSEG_HOME=home; yield its URL."""
@@ -51,17 +66,8 @@ def streamlit_server(home: Path, extra_environment: dict[str, str] | None = None
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start; see {log.name}")
-            time.sleep(0.3)
+        if not wait_until_healthy(url, process):
+            raise RuntimeError(f"streamlit did not start; see {log.name}")
         yield url
     except BaseException:
         # A failing browser test is usually explained by the server's own log: show its end.

@@ -145,6 +145,20 @@ def run_cli(home, *arguments, timeout: int = 180):
     )
 
 
+def run_python_without_tensorflow(home, code: str, timeout: int = 120):
+    """Run `code` in a fresh interpreter with CATSEG_HOME=home, then check it never imported TensorFlow or Keras."""
+    import os
+    import subprocess
+    import sys
+
+    code += ("\nimport sys\nheavy = [name for name in ('tensorflow', 'keras') if name in sys.modules]\n"
+             "assert not heavy, heavy\n")
+    environment = {**os.environ, "CATSEG_HOME": str(home)}
+    environment.pop("DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY_ROOT, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture
 def fresh_streamlit_caches():
     """Probability maps and loaded models are cached per process; each test starts from none."""

@@ -12,8 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import psutil
 import pytest
@@ -23,6 +21,7 @@ from streamlit.testing.v1.util import patch_config_options
 import storage
 from catseg.model.config import ModelConfig, TrainConfig
 from storage import dataset, runs
+from browser_support import free_port, wait_until_healthy
 from conftest import REPOSITORY_ROOT, add_labelled, run_cli, write_tutorial_folder
 
 APP = str(REPOSITORY_ROOT / "app.py")
@@ -162,12 +161,6 @@ def test_an_open_server_on_the_network_warns_once_that_anyone_can_change_the_dat
     assert "anyone who can reach it" not in capfd.readouterr().err
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_readme_command_serves_this_machine_only(tmp_path):
     """`streamlit run app.py`, as the README says (another port, to run beside a user's own server)."""
     port = free_port()
@@ -177,16 +170,7 @@ def test_the_readme_command_serves_this_machine_only(tmp_path):
                               cwd=REPOSITORY_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "streamlit did not start"
-            time.sleep(0.3)
+        assert wait_until_healthy(f"http://127.0.0.1:{port}", server), "streamlit did not start"
         listening = [c.laddr for c in psutil.Process(server.pid).net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN]
         assert listening and all(ipaddress.ip_address(address.ip).is_loopback for address in listening), listening
