@@ -317,14 +317,8 @@ def list_photos(session: Session, which: str = "all", offset: int = 0, limit: in
 
 
 def list_photos_by_ids(session: Session, ids: list[int]) -> list[PhotoSummary]:
+    """The photos with these ids (those that exist), oldest first."""
     return _summaries(session, _summary_query().where(Photo.id.in_(ids)))
-
-
-def summary(session: Session, photo_id: int) -> PhotoSummary:
-    rows = list_photos_by_ids(session, [photo_id])
-    if not rows:
-        raise ValueError(f"There is no photo #{photo_id}; it may have been deleted.")
-    return rows[0]
 
 
 def photo_ids(session: Session, which: str = "all") -> list[int]:

@@ -165,4 +165,4 @@ def test_brush_save_erase_save_undo(catseg_home, tmp_path):
     assert (tmp_path / "annotate.png").stat().st_size > 0
     with storage.begin() as session:
         assert dataset.mask_revision_count(session, photo_id) == 1
-        assert dataset.summary(session, photo_id).mask_source == "painted"
+        assert dataset.list_photos_by_ids(session, [photo_id])[0].mask_source == "painted"

@@ -6,14 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from catseg.predict.letterbox import (
-    Letterbox,
-    letterbox_geometry,
-    predict_probability,
-    predict_probability_at_scales,
-    prepare_input,
-    restore_probability,
-)
+from catseg.predict.letterbox import Letterbox, letterbox_geometry, predict_probability_at_scales, prepare_input
 
 
 def ellipse_photo_and_mask(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -30,25 +23,25 @@ def intersection_over_union(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.logical_and(first, second).sum() / union) if union else 1.0
 
 
+class EchoModel:
+    """Answers with its own input's red channel: a perfect model of a photo that is its mask."""
+
+    def __init__(self, size: int) -> None:
+        self.input_shape = (None, size, size, 3)
+
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        return batch[..., :1]
+
+
 @pytest.mark.parametrize("shape", [(4000, 3000), (301, 999), (17, 40), (999, 301)])
 def test_round_trip_keeps_the_mask(shape):
-    """Push a known mask through the same resize the photo gets, then restore it."""
+    """A mask goes into the model's square input and its answer comes back onto the photo where it was."""
     height, width = shape
-    photo, mask = ellipse_photo_and_mask(height, width)
-    size = 128
-    batch, geometry = prepare_input(photo, size)
-    assert batch.shape == (1, size, size, 3) and batch.dtype == np.float32
-    assert 0.0 <= batch.min() and batch.max() <= 1.0
-    # The model's ideal answer: the mask, placed exactly where the photo was placed.
-    mask_batch, mask_geometry = prepare_input(np.repeat(mask[:, :, None], 3, axis=2), size)
-    assert mask_geometry == geometry
-    probability = np.zeros((size, size), dtype=np.float32)
-    window = (
-        slice(geometry.top, geometry.top + geometry.resized_height),
-        slice(geometry.left, geometry.left + geometry.resized_width),
-    )
-    probability[window] = mask_batch[0, :, :, 0][window]
-    restored = restore_probability(probability, geometry, photo.shape)
+    _, mask = ellipse_photo_and_mask(height, width)
+    batch, geometry = prepare_input(np.repeat(mask[:, :, None], 3, axis=2), 128)
+    assert batch.shape == (1, 128, 128, 3) and batch.dtype == np.float32
+    assert 0.0 <= batch.min() and batch.max() <= 1.0 and geometry.size == 128
+    restored = predict_probability_at_scales([EchoModel(128)], np.repeat(mask[:, :, None], 3, axis=2))
     assert restored.shape == (height, width) and restored.dtype == np.float32
     assert np.isfinite(restored).all() and restored.min() >= 0 and restored.max() <= 1
     assert intersection_over_union(restored >= 0.5, mask > 0) > 0.97
@@ -63,33 +56,25 @@ def test_letterbox_keeps_aspect_ratio_and_centres():
     assert tiny.resized_height == 1 and tiny.resized_width == 64
 
 
-def test_letterbox_puts_the_photo_inside_and_pads_around_it():
-    photo = np.full((50, 100, 3), 200, dtype=np.uint8)
-    batch, geometry = prepare_input(photo, 64, padding="constant")
+def test_letterbox_puts_the_photo_inside_and_mirrors_it_into_the_padding():
+    photo = np.zeros((50, 100, 3), dtype=np.uint8)
+    photo[:5] = 200  # a bright top edge
+    batch, geometry = prepare_input(photo, 64)
     assert geometry == Letterbox(64, 50, 100, 32, 64, 16, 0)
     image = batch[0]
-    assert np.allclose(image[16:48], 200 / 255)
-    assert np.all(image[:16] == 0) and np.all(image[48:] == 0)
-    # Reflection padding mirrors the photo instead of leaving black bars.
-    reflected, _ = prepare_input(photo, 64, padding="reflect")
-    assert np.allclose(reflected[0], 200 / 255)
+    assert np.allclose(image[16:18], 200 / 255) and np.allclose(image[20:48], 0)
+    # Mirrored, not black: the bright edge shows again just above the photo.
+    assert np.allclose(image[14:16], 200 / 255) and np.allclose(image[:10], 0)
 
 
 def test_bad_arguments_raise_value_error():
     photo, _ = ellipse_photo_and_mask(20, 30)
-    with pytest.raises(ValueError, match="padding"):
-        prepare_input(photo, 32, padding="wrap")
     with pytest.raises(ValueError, match="size"):
         prepare_input(photo, 0)
     with pytest.raises(ValueError, match="RGB"):
         prepare_input(photo[:, :, 0], 32)
     with pytest.raises(ValueError, match="uint8"):
         prepare_input(photo.astype(np.float32), 32)
-    _, geometry = prepare_input(photo, 32)
-    with pytest.raises(ValueError, match="expected"):
-        restore_probability(np.zeros((16, 16), np.float32), geometry, photo.shape)
-    with pytest.raises(ValueError, match="does not match"):
-        restore_probability(np.zeros((32, 32), np.float32), geometry, (21, 30))
 
 
 class FakeModel:
@@ -109,7 +94,7 @@ def test_predict_probability_finds_the_bright_region():
     photo = np.zeros((90, 200, 3), dtype=np.uint8)
     photo[:, 120:] = 255
     model = FakeModel()
-    probability = predict_probability(model, photo)
+    probability = predict_probability_at_scales([model], photo)
     assert probability.shape == (90, 200) and probability.dtype == np.float32
     assert intersection_over_union(probability >= 0.5, photo[..., 0] > 0) > 0.95
 
@@ -120,16 +105,15 @@ def test_predict_probability_with_a_tiny_keras_model():
     outputs = keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs)
     model = keras.Model(inputs, outputs)
     photo, _ = ellipse_photo_and_mask(45, 70)
-    probability = predict_probability(model, photo)
+    probability = predict_probability_at_scales([model], photo)
     assert probability.shape == (45, 70) and probability.dtype == np.float32
     assert np.isfinite(probability).all()
     assert probability.min() >= 0.0 and probability.max() <= 1.0
     assert probability.std() > 0  # the random photo gives varying output, not a constant
     any_size_inputs = keras.Input((None, None, 3))
     any_size_model = keras.Model(any_size_inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(any_size_inputs))
-    with pytest.raises(ValueError, match="size="):
-        predict_probability(any_size_model, photo)
-    assert predict_probability(any_size_model, photo, size=48).shape == (45, 70)
+    with pytest.raises(ValueError, match="accepts any input size"):
+        predict_probability_at_scales([any_size_model], photo)
 
 
 class LeftHalfModel(FakeModel):
@@ -143,12 +127,12 @@ class LeftHalfModel(FakeModel):
 
 def test_flip_averages_the_photo_and_its_mirror():
     photo = np.zeros((32, 32, 3), dtype=np.uint8)
-    plain = predict_probability(LeftHalfModel(), photo)
+    plain = predict_probability_at_scales([LeftHalfModel()], photo)
     assert plain[:, :16].min() == 1.0 and plain[:, 16:].max() == 0.0
-    averaged = predict_probability(LeftHalfModel(), photo, flip=True)
+    averaged = predict_probability_at_scales([LeftHalfModel()], photo, flip=True)
     assert np.allclose(averaged, 0.5)  # left half from the photo, right half from the mirror
     # A mirror-symmetric answer is unchanged by the flip.
-    assert np.array_equal(predict_probability(FakeModel(), photo, flip=True), predict_probability(FakeModel(), photo))
+    assert np.array_equal(predict_probability_at_scales([FakeModel()], photo, flip=True), predict_probability_at_scales([FakeModel()], photo))
 
 
 class SizedModel(FakeModel):
@@ -169,7 +153,7 @@ def test_scales_average_maps_of_every_size_back_onto_the_photo():
     assert intersection_over_union(probability >= 0.5, photo[..., 0] > 0) > 0.97
     assert [model.batch_sizes for model in models] == [[2], [2], [2]]  # photo + mirror, once per size
     # One model is the plain prediction.
-    assert np.allclose(predict_probability_at_scales([SizedModel(32)], photo), predict_probability(FakeModel(), photo))
+    assert np.allclose(predict_probability_at_scales([SizedModel(32)], photo), predict_probability_at_scales([FakeModel()], photo))
 
 
 def test_scales_keep_a_not_symmetric_answer_where_each_size_put_it():

@@ -103,7 +103,7 @@ def stored(photo_id: int) -> np.ndarray | None:
 
 def stored_source(photo_id: int) -> str | None:
     with storage.begin() as session:
-        return dataset.summary(session, photo_id).mask_source
+        return dataset.list_photos_by_ids(session, [photo_id])[0].mask_source
 
 
 def open_annotate() -> AppTest:

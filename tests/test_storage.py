@@ -36,7 +36,7 @@ def test_add_photo_stores_files_named_by_hash(catseg_home):
     with storage.begin() as session:
         assert np.array_equal(dataset.load_photo(session, photo_id), photo)
         assert np.array_equal(dataset.load_mask(session, photo_id), mask)
-        assert dataset.summary(session, photo_id).original_name == "My Cat (1).png"
+        assert dataset.list_photos_by_ids(session, [photo_id])[0].original_name == "My Cat (1).png"
         assert dataset.counts(session) == dataset.DatasetCounts(images=1, labelled=1)
 
 
@@ -90,13 +90,13 @@ def test_mask_revisions_undo_and_delete(catseg_home):
         intake.save_mask(session, photo_id, painted, "painted")
     with storage.begin() as session:
         assert np.array_equal(dataset.load_mask(session, photo_id), painted)
-        assert dataset.summary(session, photo_id).mask_source == "painted"
+        assert dataset.list_photos_by_ids(session, [photo_id])[0].mask_source == "painted"
         assert dataset.mask_revision_count(session, photo_id) == 2
     with storage.begin() as session:
         dataset.undo_mask(session, photo_id)
     with storage.begin() as session:
         assert np.array_equal(dataset.load_mask(session, photo_id), mask)
-        assert dataset.summary(session, photo_id).mask_source == "imported"
+        assert dataset.list_photos_by_ids(session, [photo_id])[0].mask_source == "imported"
     with storage.begin() as session:
         assert dataset.delete_photos(session, [photo_id]) == 1
     assert files_under(catseg_home) == []
@@ -171,10 +171,10 @@ def test_an_older_mask_revision_can_be_read_by_its_id(catseg_home):
     with storage.begin() as session:
         assert np.array_equal(dataset.load_mask_revision(session, first), mask)
         assert np.array_equal(dataset.load_mask_revision(session, newer), 255 - mask)
-        assert dataset.summary(session, photo_id).mask_source == "painted"
+        assert dataset.list_photos_by_ids(session, [photo_id])[0].mask_source == "painted"
         dataset.undo_mask(session, photo_id)
     with storage.begin() as session:
-        assert dataset.summary(session, photo_id).mask_source == "imported"
+        assert dataset.list_photos_by_ids(session, [photo_id])[0].mask_source == "imported"
         with pytest.raises(ValueError, match="may have been undone"):
             dataset.load_mask_revision(session, newer)
 

@@ -14,6 +14,7 @@ Guarantees the pages rely on:
 from __future__ import annotations
 
 import numbers
+from typing import Any
 from dataclasses import dataclass
 
 import cv2
@@ -49,6 +50,24 @@ def parse_colour(colour: tuple[int, int, int] | list[int] | str) -> tuple[int, i
     return (int(values[0]), int(values[1]), int(values[2]))
 
 
+def check_threshold(threshold: Any) -> float:
+    """The threshold as a float; ValueError unless it is a number between 0 and 1 (the one wording of it)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise ValueError(f"threshold must be a number between 0 and 1, got {threshold!r}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    return float(threshold)
+
+
+def check_feather(feather_px: Any) -> int:
+    """The soft edge's width as an int; ValueError unless it is a whole number of pixels, 0 or more."""
+    if isinstance(feather_px, bool) or not isinstance(feather_px, numbers.Integral):
+        raise ValueError(f"feather_px must be a whole number of pixels, got {feather_px!r}")
+    if feather_px < 0:
+        raise ValueError(f"feather_px must be 0 (hard edge) or more, got {feather_px}")
+    return int(feather_px)
+
+
 @dataclass(frozen=True)
 class SplashSettings:
     """How to turn a photo plus a cat probability map into a picture.
@@ -73,14 +92,8 @@ class SplashSettings:
     def __post_init__(self) -> None:
         if self.effect not in EFFECTS:
             raise ValueError(f"unknown effect {self.effect!r}; choose one of {', '.join(EFFECTS)}")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
-            raise ValueError(f"threshold must be a number between 0 and 1, got {self.threshold!r}")
-        if not 0.0 <= float(self.threshold) <= 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if isinstance(self.feather_px, bool) or not isinstance(self.feather_px, numbers.Integral):
-            raise ValueError(f"feather_px must be a whole number of pixels, got {self.feather_px!r}")
-        if self.feather_px < 0:
-            raise ValueError(f"feather_px must be 0 (hard edge) or more, got {self.feather_px}")
+        check_threshold(self.threshold)
+        check_feather(self.feather_px)
         if isinstance(self.blur_sigma, bool) or not isinstance(self.blur_sigma, numbers.Real):
             raise ValueError(f"blur_sigma must be a number, got {self.blur_sigma!r}")
         if not 0.0 < float(self.blur_sigma) <= 0.2:
@@ -179,10 +192,9 @@ def alpha_from_probability(probability: np.ndarray, threshold: float = 0.5, feat
             f"probability must be float in [0, 1], got dtype {probability.dtype}; "
             "divide a 0..255 mask by 255 first"
         )
-    # Reuse the settings validation so error messages are the same everywhere.
-    settings = SplashSettings(threshold=threshold, feather_px=feather_px)
-    hard = (probability >= settings.threshold).view(np.uint8)
-    if settings.feather_px == 0:
+    threshold, feather_px = check_threshold(threshold), check_feather(feather_px)
+    hard = (probability >= threshold).view(np.uint8)
+    if feather_px == 0:
         return hard.astype(np.float32)
     # Distances from each pixel centre to the nearest pixel on the other side;
     # subtracting half a pixel measures to the boundary between the two pixels.
@@ -191,7 +203,7 @@ def alpha_from_probability(probability: np.ndarray, threshold: float = 0.5, feat
     inside = cv2.distanceTransform(hard, cv2.DIST_L2, 5)
     outside = cv2.distanceTransform(np.uint8(1) - hard, cv2.DIST_L2, 5)
     signed = np.where(hard.view(np.bool_), inside - 0.5, 0.5 - outside)
-    alpha = signed * np.float32(0.5 / settings.feather_px) + np.float32(0.5)
+    alpha = signed * np.float32(0.5 / feather_px) + np.float32(0.5)
     np.clip(alpha, 0.0, 1.0, out=alpha)
     return alpha.astype(np.float32, copy=False)
 

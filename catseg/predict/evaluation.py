@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from catseg.predict.compositing import SplashSettings
+from catseg.predict.compositing import check_threshold
 
 if TYPE_CHECKING:
     from catseg.predict.predictor import Predictor
@@ -37,7 +37,7 @@ def evaluate_folder(predictor: Predictor, folder: Path | str, threshold: float =
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such folder")
-    SplashSettings(threshold=threshold)  # validates the threshold with the usual message
+    check_threshold(threshold)
     ious, dices = [], []
     intersection = union = 0
     for _, photo, truth in iter_folder_pairs(folder):

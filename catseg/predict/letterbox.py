@@ -23,7 +23,6 @@ import numpy as np
 # One photo check for the whole library, so error messages read the same everywhere.
 from catseg.predict.compositing import _check_photo
 
-PADDINGS = ("reflect", "constant")
 
 
 @dataclass(frozen=True)
@@ -71,19 +70,16 @@ def letterbox_geometry(photo_shape: Sequence[int], size: int) -> Letterbox:
     return Letterbox(size, photo_height, photo_width, resized_height, resized_width, top, left)
 
 
-def letterbox(image: np.ndarray, size: int, padding: str = "reflect") -> np.ndarray:
+def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """An (H, W) or (H, W, C) image brought to size x size as the model sees it, in training and here.
 
-    The long side is scaled to size and the photo centred (``letterbox_geometry``);
-    padding="reflect" mirrors the photo into the padding (BORDER_REFLECT_101: no hard
-    border the model never saw), "constant" pads with black.
+    The long side is scaled to size and the photo centred (``letterbox_geometry``); the photo is
+    mirrored into the padding (BORDER_REFLECT_101), so the model sees no hard border.
     """
-    return _place(image, letterbox_geometry(np.shape(image), size), padding)
+    return _place(image, letterbox_geometry(np.shape(image), size))
 
 
-def _place(image: np.ndarray, geometry: Letterbox, padding: str) -> np.ndarray:
-    if padding not in PADDINGS:
-        raise ValueError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
+def _place(image: np.ndarray, geometry: Letterbox) -> np.ndarray:
     shrinking = geometry.resized_height < geometry.photo_height or geometry.resized_width < geometry.photo_width
     # INTER_AREA averages when shrinking (no aliasing); INTER_LINEAR is the right choice to enlarge.
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
@@ -93,45 +89,16 @@ def _place(image: np.ndarray, geometry: Letterbox, padding: str) -> np.ndarray:
     bottom = geometry.size - geometry.resized_height - geometry.top
     right = geometry.size - geometry.resized_width - geometry.left
     if bottom or right or geometry.top or geometry.left:
-        border = cv2.BORDER_REFLECT_101 if padding == "reflect" else cv2.BORDER_CONSTANT
-        resized = cv2.copyMakeBorder(resized, geometry.top, bottom, geometry.left, right, border, value=(0, 0, 0))
+        resized = cv2.copyMakeBorder(resized, geometry.top, bottom, geometry.left, right, cv2.BORDER_REFLECT_101)
     return resized
 
 
-def prepare_input(
-    photo: np.ndarray, size: int, padding: str = "reflect"
-) -> tuple[np.ndarray, Letterbox]:
+def prepare_input(photo: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     """Return (batch float32 (1, size, size, 3) in [0, 1], geometry) for one RGB uint8 photo (see ``letterbox``)."""
     _check_photo(photo)
     geometry = letterbox_geometry(photo.shape, size)
-    batch = _place(photo, geometry, padding).astype(np.float32)[None] * np.float32(1.0 / 255.0)
+    batch = _place(photo, geometry).astype(np.float32)[None] * np.float32(1.0 / 255.0)
     return batch, geometry
-
-
-def restore_probability(
-    probability: np.ndarray, geometry: Letterbox, photo_shape: Sequence[int] | None = None
-) -> np.ndarray:
-    """Crop the padding off a (size, size) probability map and resize it to the photo (H, W).
-
-    photo_shape defaults to the shape recorded in geometry; if given it must match.
-    """
-    probability = np.asarray(probability, dtype=np.float32)
-    if probability.ndim == 3 and probability.shape[2] == 1:
-        probability = probability[:, :, 0]
-    if probability.shape != (geometry.size, geometry.size):
-        raise ValueError(
-            f"probability map has shape {probability.shape}, expected ({geometry.size}, {geometry.size}) "
-            "as prepared by prepare_input"
-        )
-    if photo_shape is not None and (int(photo_shape[0]), int(photo_shape[1])) != (
-        geometry.photo_height,
-        geometry.photo_width,
-    ):
-        raise ValueError(
-            f"photo shape {tuple(photo_shape[:2])} does not match the geometry's "
-            f"({geometry.photo_height}, {geometry.photo_width}); use the geometry returned for this photo"
-        )
-    return _resize_probability(_crop_to_photo(probability, geometry), geometry.photo_height, geometry.photo_width)
 
 
 def _crop_to_photo(probability: np.ndarray, geometry: Letterbox) -> np.ndarray:
@@ -159,7 +126,8 @@ def model_input_size(model: Any) -> int:
         raise ValueError(f"model must take RGB images shaped (None, size, size, 3), its input shape is {shape}")
     height, width = shape[1], shape[2]
     if height is None or width is None:
-        raise ValueError("the model accepts any input size; pass size=... explicitly")
+        raise ValueError("the model accepts any input size; wire it to one first "
+                         "(catseg.model.networks.at_input_size)")
     if height != width:
         raise ValueError(f"the model input must be square, got {height}x{width}")
     return int(height)
@@ -185,19 +153,6 @@ def _model_probabilities(model: Any, batch: np.ndarray) -> np.ndarray:
     return output
 
 
-def predict_probability(
-    model: Any, photo: np.ndarray, size: int | None = None, padding: str = "reflect", flip: bool = False,
-) -> np.ndarray:
-    """Return the cat probability (H, W) float32 in [0, 1] for one RGB uint8 photo.
-
-    flip: also predict the mirrored photo and average the two maps (test-time
-        augmentation: one more model call at the model's small input size).
-    """
-    size = model_input_size(model) if size is None else _check_size(size)
-    batch, geometry = prepare_input(photo, size, padding=padding)
-    return restore_probability(_one_probability(model, batch, flip), geometry)
-
-
 def _one_probability(model: Any, batch: np.ndarray, flip: bool) -> np.ndarray:
     """(size, size) probability for a batch of one, averaged with its mirror image if ``flip``."""
     if flip:
@@ -206,9 +161,7 @@ def _one_probability(model: Any, batch: np.ndarray, flip: bool) -> np.ndarray:
     return _model_probabilities(model, batch)[0]
 
 
-def predict_probability_at_scales(
-    models: Sequence[Any], photo: np.ndarray, padding: str = "reflect", flip: bool = False,
-) -> np.ndarray:
+def predict_probability_at_scales(models: Sequence[Any], photo: np.ndarray, flip: bool = False) -> np.ndarray:
     """Average the cat probability (H, W) of one network run at several input sizes.
 
     ``models`` are the same network taking different square sizes (see
@@ -221,7 +174,7 @@ def predict_probability_at_scales(
         raise ValueError("predict_probability_at_scales needs at least one model")
     crops = []
     for model in models:
-        batch, geometry = prepare_input(photo, model_input_size(model), padding=padding)
+        batch, geometry = prepare_input(photo, model_input_size(model))
         crops.append(_crop_to_photo(_one_probability(model, batch, flip), geometry))
     height, width = max(crop.shape for crop in crops)
     average = np.mean([_resize_probability(crop, height, width) for crop in crops], axis=0)

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from catseg.predict.compositing import SplashSettings, alpha_from_probability, composite, mask_from_alpha
+from catseg.predict.compositing import SplashSettings, alpha_from_probability, check_threshold, composite, mask_from_alpha
 from catseg.data import decoding
 from catseg.model.config import ModelConfig
 from catseg.predict.letterbox import predict_probability_at_scales
@@ -274,7 +274,7 @@ def write_mask(predictor: Predictor, input_path: Path | str, output_path: Path |
     output_path = Path(output_path)
     if output_path.suffix.lower() != ".png":
         raise ValueError(f"{output_path}: masks are written as .png (lossless)")
-    SplashSettings(threshold=threshold)  # validates the threshold with the usual message
+    check_threshold(threshold)
     photo = read_photo(input_path)
     mask = mask_from_alpha(predictor.probability(photo), threshold)
     atomic_write(output_path, encode_picture(mask, "PNG"))
