@@ -245,8 +245,9 @@ def budget_estimate(times: StepTimes, train_photos: int, held_out_photos: int, m
 
 def run_network_key(model_config: Any, train_config: Any, fine_tune: bool) -> str:
     """`network_key` of a run with these configs (catseg.config's ModelConfig and TrainConfig)."""
+    from catseg.config import training_image_size
     from catseg.models import resolve_precision
 
     frozen = train_config.frozen_encoder_stages if fine_tune and model_config.architecture == "u2netp" else 0
-    return network_key(model_config.architecture, model_config.image_size,
+    return network_key(model_config.architecture, training_image_size(model_config, train_config, fine_tune),
                        resolve_precision(train_config.precision), frozen)
