@@ -175,6 +175,10 @@ class TrainConfig:
     frozen_encoder_stages: when fine-tuning U^2-Net-p, keep its first this many encoder
         stages (of six) as they are: no gradient flows into them, so a step is cheaper. 0
         trains them all; no effect on other networks.
+    fine_tune_scale: when fine-tuning a fully convolutional network (not "mobilenet_unet"),
+        show it the photos at this share of its input size, rounded to a multiple of 32:
+        fewer pixels a step. The hold-out is scored at that size too; the saved model keeps,
+        and predicts at, its own size.
     """
 
     epochs: int = 200
@@ -192,6 +196,7 @@ class TrainConfig:
     average_momentum: float = 0.0
     average_span: float = 0.0
     frozen_encoder_stages: int = 0
+    fine_tune_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, 1, 100_000)
@@ -216,6 +221,7 @@ class TrainConfig:
             raise ValueError("Set either average_momentum (a fixed pace) or average_span (a share of the run), "
                              "not both.")
         _check_int("frozen_encoder_stages", self.frozen_encoder_stages, 0, 6)
+        _check_number("fine_tune_scale", self.fine_tune_scale, 0.25, 1.0)
         _check_int("early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0)
         if not 0.0 < self.validation_fraction < 1.0:
@@ -237,6 +243,22 @@ class TrainConfig:
         return _from_dict(cls, data)
 
 
+def training_image_size(model_config: ModelConfig, train_config: TrainConfig, fine_tune: bool) -> int:
+    """The size photos are trained at: the model's, or a fine-tune's share of it (TrainConfig.fine_tune_scale)."""
+    if not fine_tune or model_config.architecture == "mobilenet_unet":
+        return model_config.image_size  # MobileNetV2 keeps the size it was built with
+    return max(32, round(model_config.image_size * train_config.fine_tune_scale / 32) * 32)
+
+
+# A fine-tune's step costs about half as much with U^2-Net-p's first four encoder stages kept (no
+# gradient flows into its full- to eighth-resolution blocks) and photos shown at three quarters of
+# the model's size; the saved model still predicts at its own size (docs/benchmarks.md,
+# bench/finetune_step_speed.py).
+FINE_TUNE_FROZEN_ENCODER_STAGES = 4
+FINE_TUNE_SCALE = 0.75
+
 # The defaults of a run that starts from a trained model (see FINE_TUNE_LEARNING_RATE).
 FINE_TUNE_TRAINING = TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE, average_span=FINE_TUNE_AVERAGE_SPAN,
-                                 close_up_probability=FINE_TUNE_CLOSE_UP_PROBABILITY)
+                                 close_up_probability=FINE_TUNE_CLOSE_UP_PROBABILITY,
+                                 frozen_encoder_stages=FINE_TUNE_FROZEN_ENCODER_STAGES,
+                                 fine_tune_scale=FINE_TUNE_SCALE)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from catseg.budget import PROBE_STEPS, BudgetSchedule, StepTimes
-from catseg.config import FINE_TUNE_WARMUP_FRACTION, ModelConfig, TrainConfig
+from catseg.config import FINE_TUNE_WARMUP_FRACTION, ModelConfig, TrainConfig, training_image_size
 from catseg.pipeline import PathLike, load_examples, make_dataset
 
 OnBatch = Callable[[int, int, int, float], None]
@@ -44,7 +44,7 @@ class TrainResult:
         (the loss stopped being a finite number; the epochs before it are kept).
     starting_metrics: a fine-tune's starting model on the validation photos before
         training, {"val_loss", "val_iou"}; empty when training from random weights.
-    extra: photo counts, "steps" made, "planned_steps" ((steps done, total planned) at each
+    extra: photo counts, the "image_size" photos were trained at, "steps" made, "planned_steps" ((steps done, total planned) at each
         plan) and "step_times" (catseg.budget.StepTimes, None when no epoch finished).
     """
 
@@ -293,7 +293,7 @@ def train(
     """
     import keras
 
-    from catseg.models import compile_model, dtype_policy, in_precision, resolve_precision
+    from catseg.models import at_input_size, compile_model, dtype_policy, in_precision, resolve_precision
     from catseg.u2netp import with_side_outputs
 
     if not isinstance(train_config, TrainConfig):
@@ -309,12 +309,15 @@ def train(
         # U^2-Net-p learns from all seven of its maps (deep supervision) and is kept with its fused
         # map only; other networks train as they are. Both views share one set of weights.
         fit_model = with_side_outputs(model)
+        size = training_image_size(model_config, train_config, fine_tune=initial_model_directory is not None)
+        if size != model_config.image_size:
+            # The same layers, so the same weights, on smaller photos; `model` keeps its own size.
+            fit_model = at_input_size(fit_model, size)
         fine_tune = initial_model_directory is not None
         averaging = bool(train_config.average_momentum or train_config.average_span)
         compile_model(fit_model, train_config.learning_rate,
                       average_momentum=train_config.average_momentum or (0.99 if averaging else 0.0))
 
-        size = model_config.image_size
         train_images, train_masks = load_examples(train_pairs, size)
         val_images, val_masks = load_examples(val_pairs, size)
         train_dataset = make_dataset(
@@ -381,7 +384,8 @@ def train(
         epochs_run=len(control.history.get("loss", [])),
         seconds=time.monotonic() - started,
         stop_reason=control.stop_reason,
-        extra={"train_examples": len(train_images), "val_examples": len(val_images), "steps": control.steps,
+        extra={"train_examples": len(train_images), "val_examples": len(val_images), "image_size": size,
+               "steps": control.steps,
                "planned_steps": schedule.plans, "step_times": step_times},
         starting_metrics=starting_metrics,
     )

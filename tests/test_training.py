@@ -287,6 +287,23 @@ def test_u2netp_learns_from_all_seven_maps_and_is_kept_with_the_fused_one(disc_p
     assert np.isfinite(result.history["loss"]).all()
 
 
+def test_a_u2netp_fine_tune_can_keep_its_encoder_and_learn_on_smaller_photos(disc_pairs, tmp_path: Path) -> None:
+    train_pairs, val_pairs = disc_pairs
+    config = TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None, precision="float32")
+    first = train(ModelConfig(architecture="u2netp", image_size=64), config, train_pairs[:8], val_pairs)
+    save_model_version(first.model, first.model_config, config, first.best_metrics, tmp_path / "v1")
+    tuned = train(None, dataclasses.replace(config, learning_rate=1e-2, frozen_encoder_stages=4, fine_tune_scale=0.5),
+                  train_pairs[:8], val_pairs, initial_model_directory=tmp_path / "v1")
+    assert tuned.extra["image_size"] == 32 and first.extra["image_size"] == 64
+    assert tuned.model.input_shape == (None, 64, 64, 3)  # saved at, and predicting at, its own size
+    saved = {layer.name: layer.get_weights() for layer in load_model_version(tmp_path / "v1")[0].layers}
+    changed = {layer.name for layer in tuned.model.layers
+               if any(not np.array_equal(a, b) for a, b in zip(saved[layer.name], layer.get_weights()))}
+    encoder = {name for name in saved if name.startswith(("stage1_", "stage2_", "stage3_", "stage4_")) and saved[name]}
+    assert encoder and not changed & encoder  # the first four stages kept
+    assert {"stage5_in_conv", "stage1d_in_conv", "fuse"} <= changed  # the rest learnt
+
+
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_a_run_in_either_precision_returns_a_float32_network(disc_pairs, precision: str) -> None:
     import keras
