@@ -13,10 +13,14 @@ wall clock when other work shares the cores, though spinning threads count too).
                 (the same first batch again and again: the ceiling for any pipeline)
   inter_op      TensorFlow's inter-op threads (0: its default)
 
+"recipe" is the fine-tune default (config.FINE_TUNE_TRAINING) on the starter: "recipe" alone,
+or followed by options that change it ("recipe,feed=memory").
+
 To emulate a laptop processor on a machine with AVX-512, run it with ONEDNN_MAX_CPU_ISA=AVX2
 (the variants inherit the environment). Every variant computes in float32.
 
     ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python bench/finetune_step_speed.py --batch 4 --steps 4
+    ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python bench/finetune_step_speed.py --variant recipe --variant size=256
     .venv/bin/python bench/finetune_step_speed.py --variant size=192,frozen=4 --variant size=256
 """
 
@@ -32,6 +36,7 @@ import time
 from _common import SEED_CATS, seed_split_pairs
 
 DEFAULT_VARIANTS = (
+    "recipe",
     "size=256",
     "size=256,feed=memory",
     "size=256,outputs=fused",
@@ -46,9 +51,23 @@ DEFAULT_VARIANTS = (
 OPTION_DEFAULTS = {"size": 256, "frozen": 0, "outputs": "all", "feed": "pipeline", "inter_op": 0}
 
 
+def recipe_options() -> dict:
+    """The options of the fine-tune default (config.FINE_TUNE_TRAINING) for the starter model."""
+    from catseg.config import FINE_TUNE_TRAINING, ModelConfig, training_image_size
+    from catseg.models import read_card
+    from catseg.registry import starter_model_directory
+
+    starter = ModelConfig.from_dict(read_card(starter_model_directory())["model_config"])
+    return dict(OPTION_DEFAULTS, size=training_image_size(starter, FINE_TUNE_TRAINING, fine_tune=True),
+                frozen=FINE_TUNE_TRAINING.frozen_encoder_stages)
+
+
 def parse_variant(text: str) -> dict:
-    """"size=192,frozen=4" -> the full set of options, the others at their defaults."""
+    """"size=192,frozen=4" -> the full set of options, the others at their defaults ("recipe": the
+    fine-tune default's, which later options change)."""
     options = dict(OPTION_DEFAULTS)
+    if text.startswith("recipe"):
+        options, text = recipe_options(), text[len("recipe"):]
     for part in filter(None, text.split(",")):
         name, _, value = part.partition("=")
         if name not in OPTION_DEFAULTS:

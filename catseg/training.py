@@ -80,6 +80,7 @@ def _make_control_callback(
     schedule: BudgetSchedule,
     average_momentum: Any = None,
     clock: Callable[[], float] = time.monotonic,
+    scoring: tuple[Any, Any] | None = None,
 ) -> Any:
     """One Keras callback for schedule, time budget, stop requests, best weights and hooks.
 
@@ -89,6 +90,9 @@ def _make_control_callback(
     average_momentum: the variable the optimiser reads its weight average's momentum from,
         set from the schedule before every step; None keeps the compiled momentum.
     clock: seconds, monotonic (tests pass their own).
+    scoring: (network, validation batches) that score each epoch instead of Keras' validation,
+        when the network trains at another size than it predicts at: the same weights at the
+        model's own size. The preview comes from that network too.
 
     Kept in one place so the order of these decisions is explicit.
     """
@@ -157,6 +161,9 @@ def _make_control_callback(
             if self.stop_reason == "diverged":
                 return  # its scores are NaN: neither a candidate for the best epoch nor a point on a chart
             logs = {key: float(value) for key, value in (logs or {}).items()}
+            if scoring is not None:
+                scores = scoring[0].evaluate(scoring[1], verbose=0, return_dict=True)
+                logs["val_loss"], logs["val_iou"] = float(scores["loss"]), float(scores["iou"])
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             logs["seconds"] = self.elapsed()
             for key, value in logs.items():
@@ -174,7 +181,8 @@ def _make_control_callback(
 
             if on_epoch is not None:
                 photo, true_mask = preview_example
-                predicted = self.model.predict_on_batch(photo[None].astype(np.float32) / 255.0)
+                preview_model = scoring[0] if scoring is not None else self.model
+                predicted = preview_model.predict_on_batch(photo[None].astype(np.float32) / 255.0)
                 # convert_to_numpy: a PyTorch or JAX backend returns device tensors, not arrays.
                 predicted = keras.ops.convert_to_numpy(predicted)
                 on_epoch(epoch, logs, make_preview(photo, true_mask[..., 0], predicted[0, ..., 0]))
@@ -308,18 +316,20 @@ def train(
         model, model_config = _starting_model(model_config, initial_model_directory, train_config, precision)
         # U^2-Net-p learns from all seven of its maps (deep supervision) and is kept with its fused
         # map only; other networks train as they are. Both views share one set of weights.
-        fit_model = with_side_outputs(model)
+        fit_model = scoring_model = with_side_outputs(model)
         size = training_image_size(model_config, train_config, fine_tune=initial_model_directory is not None)
         if size != model_config.image_size:
-            # The same layers, so the same weights, on smaller photos; `model` keeps its own size.
-            fit_model = at_input_size(fit_model, size)
+            # The same layers, so the same weights, on smaller photos; `model` keeps its own size,
+            # and the hold-out is scored there, where the model will predict.
+            fit_model = at_input_size(scoring_model, size)
+            compile_model(scoring_model, train_config.learning_rate)
         fine_tune = initial_model_directory is not None
         averaging = bool(train_config.average_momentum or train_config.average_span)
         compile_model(fit_model, train_config.learning_rate,
                       average_momentum=train_config.average_momentum or (0.99 if averaging else 0.0))
 
         train_images, train_masks = load_examples(train_pairs, size)
-        val_images, val_masks = load_examples(val_pairs, size)
+        val_images, val_masks = load_examples(val_pairs, model_config.image_size)
         train_dataset = make_dataset(
             train_images, train_masks, train_config.batch_size, training=True,
             augment=train_config.augment, seed=train_config.seed,
@@ -334,7 +344,7 @@ def train(
             # Score the starting model on the same photos and metric as every epoch, so a
             # fine-tune shows whether it beat where it started (a few seconds of inference).
             scoring_started = clock()
-            scores = fit_model.evaluate(val_dataset, verbose=0, return_dict=True)
+            scores = scoring_model.evaluate(val_dataset, verbose=0, return_dict=True)
             validation_seconds = clock() - scoring_started
             starting_metrics = {"val_loss": float(scores["loss"]), "val_iou": float(scores["iou"])}
             if on_start is not None:
@@ -353,7 +363,7 @@ def train(
                     if train_config.average_span else None)
         control = _make_control_callback(
             train_config, batches_per_epoch, (val_images[0], val_masks[0]), on_batch, on_epoch, should_stop,
-            schedule, momentum, clock,
+            schedule, momentum, clock, (scoring_model, val_dataset) if scoring_model is not fit_model else None,
         )
         # With a weight average, Keras swaps it into the network for validation and for the
         # epoch's end, so the control callback (after it) scores and keeps the average.
@@ -361,7 +371,7 @@ def train(
         try:
             fit_model.fit(
                 train_dataset,
-                validation_data=val_dataset,
+                validation_data=val_dataset if scoring_model is fit_model else None,
                 epochs=train_config.epochs,
                 callbacks=[*swapping, control, *callbacks],
                 shuffle=False,  # the dataset shuffles itself; Keras warns otherwise

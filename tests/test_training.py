@@ -295,6 +295,9 @@ def test_a_u2netp_fine_tune_can_keep_its_encoder_and_learn_on_smaller_photos(dis
     tuned = train(None, dataclasses.replace(config, learning_rate=1e-2, frozen_encoder_stages=4, fine_tune_scale=0.5),
                   train_pairs[:8], val_pairs, initial_model_directory=tmp_path / "v1")
     assert tuned.extra["image_size"] == 32 and first.extra["image_size"] == 64
+    # The hold-out is scored where the model predicts, at 64: the starting score is the first run's best.
+    assert tuned.starting_metrics["val_iou"] == pytest.approx(first.best_metrics["val_iou"], abs=1e-4)
+    assert len(tuned.history["val_iou"]) == 1 and tuned.best_metrics["val_iou"] == tuned.history["val_iou"][0]
     assert tuned.model.input_shape == (None, 64, 64, 3)  # saved at, and predicting at, its own size
     saved = {layer.name: layer.get_weights() for layer in load_model_version(tmp_path / "v1")[0].layers}
     changed = {layer.name for layer in tuned.model.layers
