@@ -24,7 +24,10 @@ its epoch on them too: not a result, but the most the time budget can reach on t
     .venv/bin/python bench/finetune.py --train seed --set max_seconds=600 --set learning_rate=0.0001
 
 `--set FIELD=JSON` changes a TrainConfig field from the page's default; `--also-scales
-1,1.25` also scores the fine-tuned model at other test-time scales.
+1,1.25` also scores the fine-tuned model at other test-time scales. `estimated_passes` is what
+the Train page would have promised for the run (catseg.train.budget), from the step times the last
+such run on this machine kept in `--step-times-home` (default CATSEG_HOME; null before one has):
+compare it with `epochs`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class FineTune:
     best_epoch: int | None
     stop_reason: str
     seconds: float
+    estimated_passes: int | None = None
 
 
 def page_fine_tune_config(settings: list[str]):
@@ -103,9 +107,14 @@ def write_sets(arguments: argparse.Namespace, out: Path) -> tuple[dict[str, Path
     return folders, {name: counts[name] for name in SETS if name in needed}
 
 
-def fine_tune(folder: Path, train_config, model: str) -> FineTune:
-    """Import `folder` into the current CATSEG_HOME and fine-tune `model` on it as the page's worker does."""
+def fine_tune(folder: Path, train_config, model: str, step_times_home: Path | None = None) -> FineTune:
+    """Import `folder` into the current CATSEG_HOME and fine-tune `model` on it as the page's worker does.
+
+    step_times_home: a folder whose step_times.json (catseg.train.budget) gives the passes the Train
+    page would have promised for this run, and then keeps the times the run measured.
+    """
     import storage
+    from catseg.train.budget import budget_estimate, record_step_times, recorded_step_times, run_network_key
     from catseg.model.config import ModelConfig
     from catseg.data.importing import import_path
     from catseg.train.run_control import execute_run, plan_run
@@ -114,14 +123,24 @@ def fine_tune(folder: Path, train_config, model: str) -> FineTune:
     started = time.monotonic()
     report = import_path(folder)
     run_id = plan_run(ModelConfig(), train_config, model)
+    with storage.begin() as session:
+        planned = runs.run_view(session, run_id)
+    network = run_network_key(ModelConfig.from_dict(planned.model_config), train_config, fine_tune=True)
+    known = recorded_step_times(network, step_times_home) if step_times_home is not None else None
+    estimate = (budget_estimate(known, planned.train_count, planned.validation_count, train_config.max_seconds,
+                                train_config.epochs, train_config.batch_size)
+                if known is not None and train_config.max_seconds else None)
     summary = execute_run(run_id)
     seconds = time.monotonic() - started
+    measured = recorded_step_times(network)  # the run keeps its times in the scratch CATSEG_HOME
+    if step_times_home is not None and measured is not None:
+        record_step_times(network, measured, step_times_home)
     with storage.begin() as session:
         version = runs.model_version_for_run(session, run_id)
         run = runs.run_view(session, run_id)
     return FineTune(Path(version.directory), report.added, run.train_count, run.validation_count,
                     summary["starting_val_iou"], summary["best_val_iou"], summary["epochs"], summary["best_epoch"],
-                    summary["stop_reason"], seconds)
+                    summary["stop_reason"], seconds, estimate.passes if estimate is not None else None)
 
 
 def fine_tune_on_scored_photos(folder: Path, train_config, model: str, out: Path) -> FineTune:
@@ -182,7 +201,13 @@ def main() -> None:
     parser.add_argument("--also-scales", action="append", default=[], metavar="S1,S2,...",
                         type=lambda text: tuple(float(part) for part in text.split(",")),
                         help="also score the fine-tuned model at these test-time scales (may be repeated)")
+    parser.add_argument("--step-times-home", type=Path,
+                        help="folder of the step_times.json that estimates the passes beforehand and keeps the run's "
+                             "times (default: the data folder, CATSEG_HOME)")
     arguments, train_config = parse_fine_tune_arguments(parser)
+    from storage.settings import data_home
+
+    step_times_home = arguments.step_times_home or data_home()
 
     with scratch_home("catseg-finetune-") as scratch:
         try:
@@ -205,7 +230,7 @@ def main() -> None:
             run = fine_tune_on_scored_photos(folders[arguments.train], train_config, arguments.model,
                                              scratch / "model")
         else:
-            run = fine_tune(folders[arguments.train], train_config, arguments.model)
+            run = fine_tune(folders[arguments.train], train_config, arguments.model, step_times_home)
         fine_tuned = evaluate_folder(Predictor(run.directory), scored)
         at_other_scales = {}
         for scales in arguments.also_scales:
@@ -223,6 +248,7 @@ def main() -> None:
         "run_starting_val_iou": rounded(run.starting_val_iou),
         "run_best_val_iou": rounded(run.best_val_iou),
         "epochs": run.epochs,
+        "estimated_passes": run.estimated_passes,
         "best_epoch": run.best_epoch,
         "stop_reason": run.stop_reason,
         "train_photos": run.train_photos,
@@ -231,6 +257,7 @@ def main() -> None:
         "photos_per_set": photos_per_set,
         "seconds": round(run.seconds, 1),
         "start_from": arguments.model,
+        "score_views": "quick",
         "data": {name: str(folder) for name, folder, sets in (("seed-cats", arguments.seed_data, SEED_FOLDERS),
                                                                ("feral-cats/valid", arguments.feral_data, FERAL_SETS))
                  if {arguments.train, arguments.score} & set(sets)},

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import storage
+from catseg.train.budget import USEFUL_PASSES, BudgetEstimate, budget_estimate, recorded_step_times, run_network_key
 from catseg.model.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
 from catseg.model.registry import (PRETRAINED_DIRECTORY, model_summary, pretrained_model_available,
                              starter_model_available, starter_model_directory)
@@ -75,6 +76,22 @@ def split_words(labelled: int, split: PlannedSplit) -> str:
         # (docs/benchmarks.md): a hold-out this small cannot tell epochs apart.
         words += (" With so few held out, which epoch the run keeps is largely chance: label more photos "
                   "the starting model has not seen for a steadier choice.")
+    return words
+
+
+def budget_words(estimate: BudgetEstimate | None, minutes: int, teach: int) -> str:
+    """"On this machine 5 minutes buy about 4 passes over your 48 training photos." and, when that is
+    too few to learn much, the minutes a useful run needs."""
+    if estimate is None:
+        return ("How far these minutes go on this machine is known once a run of this network at this size "
+                "has finished here: every run measures its steps.")
+    passes = "less than one pass" if estimate.passes == 0 else (
+        f"about {estimate.passes} pass{'' if estimate.passes == 1 else 'es'}")
+    budget = "1 minute buys" if minutes == 1 else f"{minutes} minutes buy"
+    words = f"On this machine {budget} {passes} over your {teach} training photos."
+    if estimate.too_short:
+        words += (f" A run learns little in fewer than {USEFUL_PASSES}: give it about {estimate.useful_minutes} "
+                  "minutes.")
     return words
 
 
@@ -227,7 +244,8 @@ if active_now is None:
                                  help="Fine-tuning keeps the starting model's network.")
                     st.select_slider("Image size (pixels)", options=sorted({*IMAGE_SIZES, image_size}),
                                      value=image_size, key=f"train_image_size_of_{start_from}", disabled=True,
-                                     help="Fine-tuning keeps the starting model's image size.")
+                                     help="Fine-tuning keeps the starting model's image size; it learns from "
+                                          "photos at three quarters of it, which is quicker.")
                 epochs = st.number_input("Epochs (at most)", 1, 1000, DEFAULT_TRAINING.epochs, key="train_epochs")
                 batch_size = st.select_slider("Batch size", options=[2, 4, 8, 16, 32],
                                               value=DEFAULT_TRAINING.batch_size, key="train_batch_size")
@@ -244,10 +262,10 @@ if active_now is None:
                     help="How big each training step is. Larger rates learn faster and can leave a model worse "
                          "than where it started.")
                 average = st.toggle(
-                    "Keep a running average of the weights", value=recipe.average_momentum > 0,
+                    "Keep a running average of the weights", value=recipe.average_span > 0,
                     key=f"train_average{recipe_key}",
-                    help="Scores and keeps the average of the last hundred or so steps instead of the last step: "
-                         "smoother, and a fine-tune stays close to what its starting model knew.")
+                    help="Scores and keeps the average of about the last third of the run's steps instead of the "
+                         "last step: smoother, and a fine-tune stays close to what its starting model knew.")
                 augment = st.toggle("Augment photos (flips, zoom, rotation, colour)", value=DEFAULT_TRAINING.augment,
                                     key="train_augment")
                 close_up = st.slider(
@@ -260,18 +278,27 @@ if active_now is None:
                     key="train_freeze_batch_norm", disabled=start_from is None,
                     help="Best with a few dozen photos, whose small batches give noisy statistics; "
                          "turn it off when you fine-tune on hundreds of photos.")
+        # When fine-tuning, the run takes the starting model's own network and size.
+        model_config = ModelConfig(architecture=architecture, image_size=image_size, pretrained=pretrained)
+        train_config = TrainConfig(
+            epochs=int(epochs), batch_size=batch_size, learning_rate=learning_rate, augment=augment,
+            average_span=FINE_TUNE_TRAINING.average_span if average else 0.0,
+            close_up_probability=float(close_up) if augment else 0.0, freeze_batch_norm=freeze_batch_norm,
+            frozen_encoder_stages=FINE_TUNE_TRAINING.frozen_encoder_stages if start_from else 0,
+            fine_tune_scale=FINE_TUNE_TRAINING.fine_tune_scale if start_from else 1.0,
+            early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
+            seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,
+        )
+        if split.teach:
+            times = recorded_step_times(run_network_key(model_config, train_config, start_from is not None))
+            estimate = (budget_estimate(times, split.teach, split.held_out, minutes * 60, int(epochs), batch_size)
+                        if times is not None else None)
+            st.caption(budget_words(estimate, minutes, split.teach), help=(
+                "From the step times the last run of this network at this size measured on this machine. "
+                "The run shapes its learning-rate schedule to the steps its minutes buy."))
         if st.button("Start training", type="primary", icon="🚀", key="train_start",
                      disabled=numbers.labelled < MINIMUM_LABELLED):
             try:
-                # When fine-tuning, the run takes the starting model's own network and size.
-                model_config = ModelConfig(architecture=architecture, image_size=image_size, pretrained=pretrained)
-                train_config = TrainConfig(
-                    epochs=int(epochs), batch_size=batch_size, learning_rate=learning_rate, augment=augment,
-                    average_momentum=FINE_TUNE_TRAINING.average_momentum if average else 0.0,
-                    close_up_probability=float(close_up) if augment else 0.0, freeze_batch_norm=freeze_batch_norm,
-                    early_stopping_patience=int(patience), max_seconds=float(minutes * 60),
-                    seed=DEFAULT_TRAINING.seed, validation_fraction=DEFAULT_TRAINING.validation_fraction,
-                )
                 run_id = start_run(model_config, train_config, start_from, created_by=current_author())
                 st.session_state["train_watching"] = run_id
                 st.rerun()

@@ -206,3 +206,35 @@ def test_the_page_says_which_photos_the_starting_model_learnt(catseg_home, tmp_p
     assert not app.exception
     assert any("damaged" in warning.value for warning in app.warning)
     assert any(caption.value.startswith("20 labelled photos: ") for caption in app.caption)
+
+
+def test_the_page_says_what_the_minutes_buy_once_a_run_has_timed_this_network_here(catseg_home):
+    from catseg.train.budget import StepTimes, record_step_times, run_network_key
+    from catseg.model.config import ModelConfig
+    from catseg.train.run_control import learnt_by, planned_split
+
+    add_labelled(20)
+    app = open_train_page()
+    assert any(caption.value.startswith("How far these minutes go on this machine is known once a run")
+               for caption in app.caption)
+    # As a run of the starter's network at its size leaves them: 2 s a training photo, 1 s a held-out one.
+    starter = model_summary(starter_model_directory())
+    fine_tune = dataclasses.replace(FINE_TUNE_TRAINING, max_seconds=300.0)
+    record_step_times(run_network_key(ModelConfig(architecture=starter.architecture, image_size=starter.image_size),
+                                      fine_tune, fine_tune=True), StepTimes(2.0, 1.0, 10.0), catseg_home)
+    with storage.begin() as session:
+        split = planned_split(session, FINE_TUNE_TRAINING, learnt_by("starter"))
+    app.run()
+    words = next(caption.value for caption in app.caption if caption.value.startswith("On this machine "))
+    # A pass: steps of 4 photos at 2 s a photo, and the held-out photos at 1 s; 290 s after the first step's extra.
+    seconds_per_pass = -(-split.teach // 4) * 8 + split.held_out
+    passes = 290 // seconds_per_pass
+    assert passes < 10, "the drawn split should make the default budget too short"
+    assert words.startswith(f"On this machine 5 minutes buy about {passes} passes over your {split.teach} training photos.")
+    useful_minutes = -(-(10 + 10 * seconds_per_pass) // 60)
+    assert words.endswith(f"give it about {useful_minutes} minutes."), words
+    app.slider(key="train_minutes").set_value(20).run()
+    words = next(caption.value for caption in app.caption if caption.value.startswith("On this machine "))
+    assert words == (f"On this machine 20 minutes buy about {(1190 // seconds_per_pass)} passes over your "
+                     f"{split.teach} training photos."), words
+    assert not app.exception

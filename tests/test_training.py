@@ -151,19 +151,100 @@ def test_fine_tuning_starts_from_a_saved_version(disc_pairs, tmp_path: Path) -> 
               initial_model_directory=tmp_path / "v1")
 
 
-def test_a_fine_tune_eases_in_its_learning_rate_and_a_run_from_random_weights_does_not(disc_pairs, tmp_path: Path) -> None:
-    from catseg.model.config import FINE_TUNE_WARMUP_EPOCHS
+class StepClock:
+    """A clock that moves only while a training step runs, `step_seconds` per step: a machine of that speed."""
 
+    def __init__(self, step_seconds: float) -> None:
+        self.now = 0.0
+        self.step_seconds = step_seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+    def callback(self, seen: list):
+        """A Keras callback (after catseg's own) that runs the clock through each step and notes
+        (learning rate, average momentum) as the step starts."""
+        import keras
+
+        clock = self
+
+        class Tick(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                optimizer = self.model.optimizer
+                momentum = float(keras.ops.convert_to_numpy(optimizer.ema_momentum)) if optimizer.use_ema else None
+                seen.append((float(keras.ops.convert_to_numpy(optimizer.learning_rate)), momentum))
+                clock.now += clock.step_seconds
+
+        return Tick()
+
+
+def _fine_tune_on_a_machine(start: Path, pairs, step_seconds: float, max_seconds: float, **changes):
+    from catseg.model.config import FINE_TUNE_TRAINING
+
+    train_pairs, val_pairs = pairs
+    clock, seen = StepClock(step_seconds), []
+    config = dataclasses.replace(FINE_TUNE_TRAINING, batch_size=8, augment=False, max_seconds=max_seconds,
+                                 precision="float32", **changes)
+    result = train(None, config, train_pairs, val_pairs, initial_model_directory=start, clock=clock,
+                   callbacks=[clock.callback(seen)])
+    return result, seen
+
+
+def test_a_fine_tunes_schedule_has_the_same_shape_on_a_four_times_faster_machine(disc_pairs, tmp_path: Path) -> None:
+    from catseg.train.budget import PROBE_STEPS
+    from catseg.model.config import FINE_TUNE_AVERAGE_SPAN, FINE_TUNE_WARMUP_FRACTION
+
+    train_pairs, val_pairs = disc_pairs  # 24 photos: 3 steps of 8 an epoch
+    first = train(MODEL_CONFIG, TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None),
+                  train_pairs, val_pairs)
+    save_model_version(first.model, first.model_config, first.train_config, first.best_metrics, tmp_path / "v1")
+    runs = {name: _fine_tune_on_a_machine(tmp_path / "v1", disc_pairs, step_seconds, max_seconds=36.0)
+            for name, step_seconds in (("slow", 1.0), ("fast", 0.25))}
+    (slow, slow_seen), (fast, fast_seen) = runs["slow"], runs["fast"]
+    # The budget buys 12 epochs of 3 one-second steps, or 4 times the steps; each run ends where it planned.
+    assert (slow.extra["steps"], fast.extra["steps"]) == (36, 144)
+    assert slow.epochs_run == 12 and fast.epochs_run == 48 and slow.stop_reason == fast.stop_reason == "time_budget"
+    # Every plan, from the first timed steps on, foresaw that end.
+    assert {total for _, total in slow.extra["planned_steps"]} == {36}
+    assert {total for _, total in fast.extra["planned_steps"]} == {144}
+    peak = slow.train_config.learning_rate
+    for run, seen, steps in ((slow, slow_seen, 36), (fast, fast_seen, 144)):
+        rates = [rate for rate, _ in seen]
+        # Before the first plan the warm-up is spread over the epoch limit: the rate stays low.
+        first_plan = run.extra["planned_steps"][0][0]
+        assert first_plan <= PROBE_STEPS + 1
+        assert all(rate < 0.05 * peak for rate in rates[:first_plan])
+        # The rate peaks where the warm-up ends, a share of the run, and anneals to about 1 % by its end.
+        top = int(np.argmax(rates))
+        assert abs(top / steps - FINE_TUNE_WARMUP_FRACTION) <= 2 / steps, (top, steps)
+        assert rates[top] > 0.85 * peak
+        assert rates[-1] < 0.02 * peak
+        after_peak = rates[top:]
+        assert all(earlier >= later for earlier, later in zip(after_peak, after_peak[1:]))
+        assert rates[steps // 2] == pytest.approx(peak * 0.505, rel=0.06)  # cosine at half way
+        # The weight average spans the same share of either run.
+        momentum = seen[-1][1]
+        assert 1 / (1 - momentum) == pytest.approx(FINE_TUNE_AVERAGE_SPAN * steps, rel=1e-3)
+    # From random weights: no warm-up, the cosine over the planned steps alone.
+    clock, seen = StepClock(1.0), []
+    scratch = train(MODEL_CONFIG, TrainConfig(epochs=200, batch_size=8, augment=False, max_seconds=18.0,
+                                              precision="float32"),
+                    train_pairs, val_pairs, clock=clock, callbacks=[clock.callback(seen)])
+    assert scratch.extra["steps"] == 18 and seen[0][0] == pytest.approx(1e-3)
+    assert seen[-1][0] < 0.05e-3
+
+
+def test_a_budget_that_ends_inside_the_first_epoch_plans_for_the_steps_it_buys(disc_pairs, tmp_path: Path) -> None:
     train_pairs, val_pairs = disc_pairs
-    steady = TrainConfig(epochs=FINE_TUNE_WARMUP_EPOCHS + 1, batch_size=8, learning_rate=1e-3, augment=False,
-                         learning_rate_schedule="constant", max_seconds=None)
-    scratch = train(MODEL_CONFIG, steady, train_pairs, val_pairs)
-    assert scratch.history["learning_rate"] == pytest.approx([1e-3] * (FINE_TUNE_WARMUP_EPOCHS + 1))
-    save_model_version(scratch.model, scratch.model_config, steady, scratch.best_metrics, tmp_path / "v1")
-    tuned = train(None, steady, train_pairs, val_pairs, initial_model_directory=tmp_path / "v1")
-    # The rate at the end of each epoch: a straight rise to the peak over the warm-up epochs, then the peak.
-    rising = [1e-3 * (epoch + 1) / FINE_TUNE_WARMUP_EPOCHS for epoch in range(FINE_TUNE_WARMUP_EPOCHS)]
-    assert tuned.history["learning_rate"] == pytest.approx(rising + [1e-3])
+    first = train(MODEL_CONFIG, TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None),
+                  train_pairs, val_pairs)
+    save_model_version(first.model, first.model_config, first.train_config, first.best_metrics, tmp_path / "v1")
+    many = [pair for _ in range(3) for pair in train_pairs]  # 72 photos: 9 steps an epoch
+    result, seen = _fine_tune_on_a_machine(tmp_path / "v1", (many, val_pairs), 1.0, max_seconds=6.5)
+    # Time is up after the 7th step; the plan said so after the probe, and the partial epoch is still scored.
+    assert result.extra["steps"] == 7 and result.extra["planned_steps"] == [(4, 7)]
+    assert result.epochs_run == 1 and result.stop_reason == "time_budget"
+    assert seen[-1][0] < 0.1 * result.train_config.learning_rate  # annealed over the 7 steps, not 1800
 
 
 def test_fine_tuning_keeps_batch_norm_fixed_unless_asked(disc_pairs, tmp_path: Path) -> None:
@@ -204,6 +285,26 @@ def test_u2netp_learns_from_all_seven_maps_and_is_kept_with_the_fused_one(disc_p
     assert result.model.output_shape == (None, 32, 32, 1)  # the saved network predicts the fused map
     assert 0.0 <= result.best_metrics["val_iou"] <= 1.0
     assert np.isfinite(result.history["loss"]).all()
+
+
+def test_a_u2netp_fine_tune_can_keep_its_encoder_and_learn_on_smaller_photos(disc_pairs, tmp_path: Path) -> None:
+    train_pairs, val_pairs = disc_pairs
+    config = TrainConfig(epochs=1, batch_size=8, augment=False, max_seconds=None, precision="float32")
+    first = train(ModelConfig(architecture="u2netp", image_size=64), config, train_pairs[:8], val_pairs)
+    save_model_version(first.model, first.model_config, config, first.best_metrics, tmp_path / "v1")
+    tuned = train(None, dataclasses.replace(config, learning_rate=1e-2, frozen_encoder_stages=4, fine_tune_scale=0.5),
+                  train_pairs[:8], val_pairs, initial_model_directory=tmp_path / "v1")
+    assert tuned.extra["image_size"] == 32 and first.extra["image_size"] == 64
+    # The hold-out is scored where the model predicts, at 64: the starting score is the first run's best.
+    assert tuned.starting_metrics["val_iou"] == pytest.approx(first.best_metrics["val_iou"], abs=1e-4)
+    assert len(tuned.history["val_iou"]) == 1 and tuned.best_metrics["val_iou"] == tuned.history["val_iou"][0]
+    assert tuned.model.input_shape == (None, 64, 64, 3)  # saved at, and predicting at, its own size
+    saved = {layer.name: layer.get_weights() for layer in load_model_version(tmp_path / "v1")[0].layers}
+    changed = {layer.name for layer in tuned.model.layers
+               if any(not np.array_equal(a, b) for a, b in zip(saved[layer.name], layer.get_weights()))}
+    encoder = {name for name in saved if name.startswith(("stage1_", "stage2_", "stage3_", "stage4_")) and saved[name]}
+    assert encoder and not changed & encoder  # the first four stages kept
+    assert {"stage5_in_conv", "stage1d_in_conv", "fuse"} <= changed  # the rest learnt
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

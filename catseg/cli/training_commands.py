@@ -26,6 +26,9 @@ def command_train(arguments: argparse.Namespace) -> int:
                        "validation_fraction": arguments.validation_fraction, "seed": arguments.seed,
                        "close_up_probability": arguments.close_up, "precision": arguments.precision}
     train_config = dataclasses.replace(defaults, **{k: v for k, v in train_overrides.items() if v is not None})
+    if arguments.average_momentum is not None:
+        # A fixed pace asked for replaces the recipe's pace set from the run's length.
+        train_config = dataclasses.replace(train_config, average_span=0.0)
     if arguments.no_augment:
         train_config = dataclasses.replace(train_config, augment=False)
     if arguments.train_batch_norm:
@@ -52,6 +55,9 @@ def command_train(arguments: argparse.Namespace) -> int:
         split_words = f"on {split.teach} photos, {split.held_out} held out to pick the epoch"
     print(f"Training run #{run_id}: {planned.architecture} at {planned.image_size} px {split_words}. "
           "Ctrl+C stops it and keeps the best epoch so far.", file=sys.stderr)
+    if train_config.max_seconds is not None and split.teach:
+        print(budget_words(planned, train_config, planned_run.initial_model is not None, split.teach, split.held_out),
+              file=sys.stderr)
     def stop_gently(signal_number, frame) -> None:
         # First Ctrl+C: finish the batch, keep the best epoch. A second one interrupts at once.
         print("\nStopping after this batch; the best epoch so far is kept (Ctrl+C again to abort).", file=sys.stderr)
@@ -83,6 +89,26 @@ def command_train(arguments: argparse.Namespace) -> int:
             print(f"Warning: no epoch beat the starting model on the validation photos; {default_note}. More labelled "
                   "photos or a lower learning rate may help.", file=sys.stderr)
     return 1 if summary["status"] == "failed" else 0
+
+
+def budget_words(model_config, train_config, fine_tune: bool, teach: int, held_out: int) -> str:
+    """What the time budget buys on this machine, from the step times its last such run measured."""
+    from catseg.train.budget import USEFUL_PASSES, budget_estimate, recorded_step_times, run_network_key
+
+    times = recorded_step_times(run_network_key(model_config, train_config, fine_tune))
+    budget = f"{train_config.max_seconds / 60:.3g} minutes"
+    if times is None:
+        return (f"How far {budget} go on this machine is known once a run of {model_config.architecture} at "
+                f"{model_config.image_size} px has finished here: every run measures its steps.")
+    estimate = budget_estimate(times, teach, held_out, train_config.max_seconds, train_config.epochs,
+                               train_config.batch_size)
+    passes = "less than one pass" if estimate.passes == 0 else (
+        f"about {estimate.passes} pass{'' if estimate.passes == 1 else 'es'}")
+    words = f"On this machine {budget} buy {passes} over the {teach} training photos."
+    if estimate.too_short:
+        words += (f" A run learns little in fewer than {USEFUL_PASSES}: give it about {estimate.useful_minutes} "
+                  f"minutes (--max-seconds {estimate.useful_minutes * 60}).")
+    return words
 
 
 def command_train_worker(arguments: argparse.Namespace) -> int:
@@ -117,8 +143,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                f"{plain(FINE_TUNE_TRAINING.learning_rate)} with --from-model)")
     training.add_argument("--average-momentum", type=float, metavar="MOMENTUM",
                           help="score and keep a moving average of the weights with this momentum per step, "
-                               "0 for none (default: none from scratch, "
-                               f"{plain(FINE_TUNE_TRAINING.average_momentum)} with --from-model)")
+                               "0 for none (default: none from scratch; with --from-model an average spanning "
+                               f"{FINE_TUNE_TRAINING.average_span:g} of the run's steps, its momentum set from the "
+                               "steps the time budget buys)")
     training.add_argument("--max-seconds", type=float, help="wall-time budget (default from the recipe)")
     training.add_argument("--validation-fraction", type=float, help="share of photos held out (default 0.25)")
     training.add_argument("--seed", type=int, help="fixes the split, shuffling and augmentation (default 42)")

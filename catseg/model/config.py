@@ -23,11 +23,16 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # training, let the seed-cats close-ups teach it more, and sooner, without costing unseen feral
 # photos more (docs/benchmarks.md).
 FINE_TUNE_LEARNING_RATE = 3e-4
-FINE_TUNE_AVERAGE_MOMENTUM = 0.99
 FINE_TUNE_CLOSE_UP_PROBABILITY = 0.3
-# A fine-tune's learning rate rises from almost nothing to its peak over this many first epochs
-# (see catseg.train.fitting: a trained network is not jolted by the optimiser's first steps).
-FINE_TUNE_WARMUP_EPOCHS = 3
+# A fine-tune's schedule is shaped by the steps its budget buys (catseg.train.budget), so a slow machine
+# gets the same schedule squeezed rather than a run that ends inside its warm-up. Its learning rate
+# rises from almost nothing to its peak over this share of the run's steps (a trained network is
+# not jolted by the optimiser's first steps), about the share the earlier three warm-up epochs took
+# of the runs a fast machine made (docs/benchmarks.md).
+FINE_TUNE_WARMUP_FRACTION = 0.15
+# ... and its weight average spans about this share of the run's steps, so that by the run's end the
+# starting weights weigh little in it however few steps the machine made.
+FINE_TUNE_AVERAGE_SPAN = 0.3
 
 _Config = TypeVar("_Config", "ModelConfig", "TrainConfig")
 
@@ -172,6 +177,17 @@ class TrainConfig:
         the way to the new weights; 0.99 averages about the last hundred steps). The
         average smooths out the step-to-step noise of small batches; in a fine-tune it
         starts at the starting weights, so early epochs stay close to them. 0 turns it off.
+    average_span: above 0 (and average_momentum 0), the same moving average with its momentum
+        set from the run's planned steps, so that it spans about this share of them
+        (catseg.train.budget.average_momentum): a slow machine's short run moves as far from its
+        start as a fast machine's long one.
+    frozen_encoder_stages: when fine-tuning U^2-Net-p, keep its first this many encoder
+        stages (of six) as they are: no gradient flows into them, so a step is cheaper. 0
+        trains them all; no effect on other networks.
+    fine_tune_scale: when fine-tuning a fully convolutional network (not "mobilenet_unet"),
+        show it the photos at this share of its input size, rounded to a multiple of 32:
+        fewer pixels a step. The hold-out is scored at that size too; the saved model keeps,
+        and predicts at, its own size.
     """
 
     epochs: int = 200
@@ -187,6 +203,9 @@ class TrainConfig:
     freeze_batch_norm: bool = True
     precision: str = "auto"
     average_momentum: float = 0.0
+    average_span: float = 0.0
+    frozen_encoder_stages: int = 0
+    fine_tune_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, 1, 100_000)
@@ -206,6 +225,12 @@ class TrainConfig:
             raise ValueError(f"freeze_batch_norm must be true or false, got {self.freeze_batch_norm!r}.")
         check_precision(self.precision)
         _check_number("average_momentum", self.average_momentum, 0.0, 0.9999)
+        _check_number("average_span", self.average_span, 0.0, 1.0)
+        if self.average_momentum and self.average_span:
+            raise ValueError("Set either average_momentum (a fixed pace) or average_span (a share of the run), "
+                             "not both.")
+        _check_int("frozen_encoder_stages", self.frozen_encoder_stages, 0, 6)
+        _check_number("fine_tune_scale", self.fine_tune_scale, 0.25, 1.0)
         _check_int("early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _check_number("validation_fraction", self.validation_fraction, 0.0, 1.0)
         if not 0.0 < self.validation_fraction < 1.0:
@@ -227,6 +252,22 @@ class TrainConfig:
         return _from_dict(cls, data)
 
 
+def training_image_size(model_config: ModelConfig, train_config: TrainConfig, fine_tune: bool) -> int:
+    """The size photos are trained at: the model's, or a fine-tune's share of it (TrainConfig.fine_tune_scale)."""
+    if not fine_tune or model_config.architecture == "mobilenet_unet":
+        return model_config.image_size  # MobileNetV2 keeps the size it was built with
+    return max(32, round(model_config.image_size * train_config.fine_tune_scale / 32) * 32)
+
+
+# A fine-tune's step costs about half as much with U^2-Net-p's first four encoder stages kept (no
+# gradient flows into its full- to eighth-resolution blocks) and photos shown at three quarters of
+# the model's size; the saved model still predicts at its own size (docs/benchmarks.md,
+# bench/finetune_step_speed.py).
+FINE_TUNE_FROZEN_ENCODER_STAGES = 4
+FINE_TUNE_SCALE = 0.75
+
 # The defaults of a run that starts from a trained model (see FINE_TUNE_LEARNING_RATE).
-FINE_TUNE_TRAINING = TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE, average_momentum=FINE_TUNE_AVERAGE_MOMENTUM,
-                                 close_up_probability=FINE_TUNE_CLOSE_UP_PROBABILITY)
+FINE_TUNE_TRAINING = TrainConfig(learning_rate=FINE_TUNE_LEARNING_RATE, average_span=FINE_TUNE_AVERAGE_SPAN,
+                                 close_up_probability=FINE_TUNE_CLOSE_UP_PROBABILITY,
+                                 frozen_encoder_stages=FINE_TUNE_FROZEN_ENCODER_STAGES,
+                                 fine_tune_scale=FINE_TUNE_SCALE)

@@ -392,6 +392,12 @@ def execute_run(run_id: int, announce=None) -> dict:
             on_batch=reporter.on_batch, on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
             initial_model_directory=initial, on_start=reporter.on_start,
         )
+        if result.extra.get("step_times") is not None:
+            # What this machine's steps cost, so that the next run's budget can be put in passes beforehand.
+            from catseg.train.budget import record_step_times, run_network_key
+
+            record_step_times(run_network_key(model_config, train_config, initial is not None),
+                              result.extra["step_times"])
         starting_val_iou = result.starting_metrics.get("val_iou")
         best = result.best_metrics
         version = None
