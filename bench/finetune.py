@@ -117,7 +117,8 @@ def fine_tune(folder: Path, train_config, model: str, step_times_home: Path | No
     from catseg.train.budget import budget_estimate, record_step_times, recorded_step_times, run_network_key
     from catseg.model.config import ModelConfig
     from catseg.data.importing import import_path
-    from catseg.train.run_control import execute_run, plan_run
+    from catseg.train.run_control import plan_run
+    from catseg.train.worker import execute_run
     from storage import runs
 
     started = time.monotonic()

@@ -63,7 +63,7 @@ def save_masks(writer: int, saves: int, photo_ids: list[int], start_folder: Path
 
 
 def write_run(flushes: int, start_folder: Path) -> dict:
-    """A run's rows, written in the order and transactions of catseg.train.run_control' reporter."""
+    """A run's rows, written in the order and transactions of catseg.train.worker's reporter."""
     wait_for_start(start_folder, "run")
     started = time.time()
     with storage.begin() as session:

@@ -251,7 +251,8 @@ def test_a_diverged_run_fails_with_a_reason_instead_of_a_database_error(catseg_h
 
     from catseg.model.networks import build_model
     from catseg.model.versions import save_model_version
-    from catseg.train.run_control import execute_run, plan_run
+    from catseg.train.run_control import plan_run
+    from catseg.train.worker import execute_run
 
     add_labelled(4)
     # A starting model whose weights are NaN: its loss is NaN from the first batch, as after a divergence.

@@ -13,7 +13,8 @@ def command_train(arguments: argparse.Namespace) -> int:
 
     import storage
     from catseg.model.config import FINE_TUNE_TRAINING, ModelConfig, TrainConfig
-    from catseg.train.run_control import execute_run, learnt_by, local_stop_request, plan_run, run_split
+    from catseg.train.run_control import learnt_by, plan_run, run_split
+    from catseg.train.worker import execute_run, local_stop_request
     from storage import runs
 
     model_overrides = {"architecture": arguments.arch, "image_size": arguments.size, "pretrained": arguments.pretrained}
@@ -112,7 +113,7 @@ def budget_words(model_config, train_config, fine_tune: bool, teach: int, held_o
 
 
 def command_train_worker(arguments: argparse.Namespace) -> int:
-    from catseg.train.run_control import execute_run
+    from catseg.train.worker import execute_run
 
     summary = execute_run(arguments.run_id)
     print(json.dumps(summary))
