@@ -7,6 +7,7 @@ another executable, or leave both unset to fall back to Playwright's own browser
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -120,6 +121,21 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
         timeout=timeout_ms,
     )
+
+
+def open_from_menu(page, title: str, timeout_ms: int = 60_000) -> None:
+    """Click the router's sidebar link titled `title` (as a user does), then wait for the page's run.
+
+    Until the router's first run reaches the browser, Streamlit's sidebar lists the files in
+    pages/ instead ("try photos"): clicking one of those would run that file without the router.
+    """
+    page.wait_for_function(
+        f"() => {{ const menu = document.querySelector(\"[data-testid='stSidebarNav']\");"
+        f" return menu && menu.innerText.includes({title!r}) && !menu.innerText.includes('photo gallery'); }}",
+        timeout=timeout_ms,
+    )
+    page.locator("[data-testid='stSidebarNav'] a").filter(has_text=re.compile(rf"^\W*{re.escape(title)}$")).click()
+    wait_for_app(page, timeout_ms)
 
 
 def upload_file(page, path: Path, uploader_label: str, timeout_ms: int = 60_000) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import storage
 from catseg.data import intake
-from browser_support import chromium_page, streamlit_server, wait_for_app
+from browser_support import chromium_page, open_from_menu, streamlit_server, wait_for_app
 from conftest import drawn_cat, encode
 from storage import dataset
 
@@ -104,7 +104,7 @@ def test_brush_save_erase_save_undo(catseg_home, tmp_path):
     with streamlit_server(catseg_home) as url, chromium_page() as page:
         page.goto(url)
         wait_for_app(page)
-        page.locator("[data-testid='stSidebarNav'] a", has_text="Annotate").click()
+        open_from_menu(page, "Annotate")
         page.get_by_text("Paint over the cat.").wait_for(timeout=30_000)
         wait_for_app(page)
         box = canvas_box(page)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import storage
-from browser_support import chromium_page, streamlit_server, upload_file, wait_for_app
+from browser_support import chromium_page, open_from_menu, streamlit_server, upload_file, wait_for_app
 from conftest import drawn_cat, encode
 from conftest import register_tiny_model
 
@@ -31,7 +31,7 @@ def test_upload_shows_original_and_result(catseg_home, tmp_path, trained):
     with streamlit_server(catseg_home) as url, chromium_page() as page:
         page.goto(url)
         wait_for_app(page)
-        page.locator("[data-testid='stSidebarNav'] a", has_text="Try").click()
+        open_from_menu(page, "Try")
         wait_for_app(page)
         upload_file(page, photo_path, "Photos to try")
         page.wait_for_function(LOADED_IMAGES, timeout=90_000)
