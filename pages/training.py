@@ -348,8 +348,7 @@ def runs_table() -> None:
                          format="%.3f", help="The starting model on the run's validation photos, before training"),
                  })
     latest = history[0]
-    if (latest.status in ("finished", "stopped") and latest.starting_val_iou is not None
-            and latest.best_val_iou is not None and latest.best_val_iou < latest.starting_val_iou):
+    if latest.status in ("finished", "stopped") and latest.ended_below_start:
         advice = ("The Try page keeps preselecting the starter model until a version beats it."
                   if latest.initial_model == "starter" else
                   "The starting model may serve you better on the Try page (unless it was trained on those same "

@@ -53,6 +53,11 @@ class RunView:
     created_by: str | None = None  # who started it
 
     @property
+    def ended_below_start(self) -> bool:
+        """True when the run's best epoch scored below its starting model on the run's validation photos."""
+        return scored_below(self.best_val_iou, self.starting_val_iou)
+
+    @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_RUN_STATUSES
 
@@ -302,6 +307,11 @@ def best_model_version(session: Session) -> ModelVersionView | None:
     return _highest_scoring(list_model_versions(session))
 
 
+def scored_below(score: float | None, starting_score: float | None) -> bool:
+    """The one rule for "ended below its starting model": both scores known, the run's lower."""
+    return score is not None and starting_score is not None and score < starting_score
+
+
 def versions_below_starter(session: Session) -> set[int]:
     """Ids of versions fine-tuned from the starter model that ended below it.
 
@@ -316,7 +326,7 @@ def versions_below_starter(session: Session) -> set[int]:
         .join(TrainingRun, ModelVersion.run_id == TrainingRun.id)
         .where(TrainingRun.initial_model == "starter", TrainingRun.starting_val_iou.is_not(None))
     )
-    return {version_id for version_id, val_iou, starting in rows if val_iou is not None and val_iou < starting}
+    return {version_id for version_id, val_iou, starting in rows if scored_below(val_iou, starting)}
 
 
 def recommended_model_version(session: Session, starter_available: bool = True) -> ModelVersionView | None:

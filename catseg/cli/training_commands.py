@@ -162,8 +162,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--pretrained", action="store_true", default=None,
                           help="ImageNet weights for the mobilenet_unet encoder (needs internet once)")
     training.add_argument("--precision", choices=PRECISIONS,
-                          help="arithmetic: mixed_bfloat16 is about twice as fast where the processor has bfloat16 "
-                               "instructions (default auto: mixed_bfloat16 there, float32 elsewhere)")
+                          help="arithmetic: mixed_bfloat16 is faster where the processor has bfloat16 instructions "
+                               "and slow elsewhere (default auto: mixed_bfloat16 there, float32 elsewhere)")
     training.add_argument("--from-model", help="fine-tune from a model: starter, pretrained (U^2-Net-p before any cat training), best, a version id, "
                                "or a model folder")
     training.add_argument("--repeat", type=_repeat_rule, action="append", metavar="PATTERN=TIMES",
