@@ -30,9 +30,10 @@ FINE_TUNE_CLOSE_UP_PROBABILITY = 0.3
 # not jolted by the optimiser's first steps), about the share the earlier three warm-up epochs took
 # of the runs a fast machine made (docs/benchmarks.md).
 FINE_TUNE_WARMUP_FRACTION = 0.15
-# ... and its weight average spans about this share of the run's steps, so that by the run's end the
-# starting weights weigh little in it however few steps the machine made.
-FINE_TUNE_AVERAGE_SPAN = 0.3
+# ... and its weight average spans this share of the run's steps: the whole run, so the starting
+# weights keep a say to the end, however many steps the machine made. A shorter span let a starter
+# that takes many fast steps drift on cats its run never showed it (docs/benchmarks.md).
+FINE_TUNE_AVERAGE_SPAN = 1.0
 
 _Config = TypeVar("_Config", "ModelConfig", "TrainConfig")
 
