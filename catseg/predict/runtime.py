@@ -81,8 +81,8 @@ def _session_options() -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # A memory plan made ahead for every tensor of the network holds several hundred MB more at
-    # the peak of a 12-megapixel splash, for no speed gained (docs/benchmarks.md).
+    # A memory plan made ahead for every tensor of the network raises the peak memory of a large
+    # splash by much more than it gains in speed (docs/benchmarks.md has the figures).
     options.enable_mem_pattern = False
     # Idle worker threads sleep instead of spinning, so the web server's own threads keep their cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
